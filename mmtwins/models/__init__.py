@@ -1,0 +1,1 @@
+"""Backbones, necks and layers of mmtwins, registered in ``mmtwins.registry.MODELS``."""
