@@ -114,8 +114,8 @@ install_mmcv() {
     else
         build_mmcv_wheel "$wheel_dir"
     fi
-    "$VENV/bin/python" -m pip install --no-deps --force-reinstall --no-index \
-        --find-links "$wheel_dir" "mmcv==$MMCV_VERSION"
+    # --only-binary: never fall back to the registry's source archive (a build without ops).
+    pip_install --quiet --only-binary mmcv --find-links "$wheel_dir" "mmcv==$MMCV_VERSION"
     mmcv_with_ops_installed || die "mmcv from $wheel_dir was installed but its ops do not load;
     delete $wheel_dir and run this script again to rebuild it"
 }
