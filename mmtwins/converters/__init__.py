@@ -1,0 +1,1 @@
+"""Checkpoint-format converters: any Twins or DaViT weight file to mmtwins keys."""
