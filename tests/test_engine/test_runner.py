@@ -1,0 +1,135 @@
+"""Runner checkpoints of mmtwins save, resume and load under torch's weights_only default."""
+import itertools
+import os
+import os.path as osp
+import pickle
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
+from mmengine.runner import Runner as MMEngineRunner
+from torch.utils.data import Dataset
+
+from mmtwins.engine import Runner, load_runner_checkpoint
+
+
+# MMEngine keys its global logger and visualizer by experiment name: keep each runner's own.
+_experiment_ids = itertools.count()
+
+
+class ToyRegressor(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, inputs, targets, mode='tensor'):
+        outputs = self.linear(inputs).squeeze(1)
+        if mode == 'loss':
+            return dict(loss=((outputs - targets)**2).mean())
+        return outputs
+
+
+class ToyDataset(Dataset):
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, index):
+        inputs = torch.randn(2, generator=torch.Generator().manual_seed(index))
+        return dict(inputs=inputs, targets=inputs.sum())
+
+
+def build_runner(work_dir, runner_class=Runner, max_epochs=2, **kwargs):
+    return runner_class(
+        model=ToyRegressor(),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=ToyDataset(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            batch_size=4,
+            num_workers=0),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=dict(type='CosineAnnealingLR', T_max=4, by_epoch=True),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        randomness=dict(seed=0),
+        experiment_name=f'toy-{next(_experiment_ids)}',
+        **kwargs)
+
+
+@pytest.fixture(scope='module')
+def trained_work_dir(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('runner'))
+    build_runner(work_dir).train()
+    return work_dir
+
+
+def test_runner_checkpoint_needs_the_trusted_path(trained_work_dir):
+    checkpoint = osp.join(trained_work_dir, 'epoch_2.pth')
+    # The upstream problem this works around: weights_only=True refuses the message hub.
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(checkpoint, weights_only=True)
+    loaded = load_runner_checkpoint(checkpoint)
+    assert loaded['meta']['epoch'] == 2
+    assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
+
+
+def test_resume_continues_from_the_saved_state(trained_work_dir):
+    saved = load_runner_checkpoint(osp.join(trained_work_dir, 'epoch_2.pth'))
+    runner = build_runner(trained_work_dir, max_epochs=3, resume=True)
+    runner.load_or_resume()
+    assert runner.epoch == 2 and runner.iter == 8
+    for name, value in runner.model.state_dict().items():
+        assert torch.equal(value, saved['state_dict'][name])
+    optimizer_state = runner.optim_wrapper.state_dict()['state'][0]
+    assert torch.equal(optimizer_state['exp_avg'], saved['optimizer']['state'][0]['exp_avg'])
+    assert runner.param_schedulers[0].last_step == saved['param_schedulers'][0]['last_step']
+    runner.train()
+    assert runner.epoch == 3
+    assert osp.isfile(osp.join(trained_work_dir, 'epoch_3.pth'))
+
+
+def test_mmengine_runner_cannot_resume_under_weights_only(trained_work_dir, tmp_path):
+    runner = build_runner(
+        str(tmp_path), runner_class=MMEngineRunner, max_epochs=3,
+        resume=True, load_from=osp.join(trained_work_dir, 'epoch_2.pth'))
+    with pytest.raises(pickle.UnpicklingError):
+        runner.load_or_resume()
+
+
+def test_load_from_initialises_the_weights(trained_work_dir, tmp_path):
+    runner = build_runner(str(tmp_path), load_from=osp.join(trained_work_dir, 'epoch_1.pth'))
+    runner.load_or_resume()
+    saved = load_runner_checkpoint(osp.join(trained_work_dir, 'epoch_1.pth'))
+    assert torch.equal(runner.model.linear.weight, saved['state_dict']['linear.weight'])
+    assert runner.epoch == 0
+
+
+class _Payload:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+class _AttributeProbe:
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+@pytest.mark.parametrize('payload_class', [_Payload, _AttributeProbe])
+def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
+    marker = tmp_path / 'executed'
+    payload = payload_class(marker) if payload_class is _Payload else payload_class()
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': payload}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_runner_checkpoint(str(path))
+    assert not marker.exists()
