@@ -1,1 +1,19 @@
-"""Checkpoint-format converters: any Twins or DaViT weight file to mmtwins keys."""
+"""Checkpoint-format converters: any Twins or DaViT weight file to mmtwins keys.
+
+Every conversion goes through a reference naming per family (official == timm for
+Twins, timm for DaViT): :func:`detect_format` reads the family and format from the
+keys, :func:`to_reference` renames foreign keys to the reference, and
+``mmtwins.converters.reference`` maps the reference onto mmtwins' own modules.
+"""
+from .api import convert_to_mmtwins, load_pretrained, to_reference
+from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
+                         save_checkpoint_atomically, unwrap_state_dict)
+from .davit import MMPRETRAIN_NORM_CAVEAT
+from .formats import FAMILIES, FORMATS, detect_format
+
+__all__ = [
+    'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'LoadReport',
+    'convert_to_mmtwins', 'detect_format', 'load_into', 'load_pretrained',
+    'load_pretrained_state_dict', 'save_checkpoint_atomically', 'to_reference',
+    'unwrap_state_dict'
+]

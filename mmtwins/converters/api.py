@@ -1,0 +1,123 @@
+"""Any supported Twins or DaViT checkpoint -> reference naming -> mmtwins naming."""
+import warnings
+from typing import Any, Mapping, Tuple
+
+from torch import Tensor, nn
+
+from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
+                         unwrap_state_dict)
+from .davit import HEAD_RULE as DAVIT_HEAD_RULE
+from .davit import davit_to_reference
+from .formats import FORMATS, detect_format, split_backbone
+from .rename import StateDict, rename_keys
+from .twins import HEAD_RULE as TWINS_HEAD_RULE
+from .twins import twins_to_reference
+
+_CLASSIFIER_HEAD_PREFIX = 'head.fc.'
+
+
+def to_reference(state_dict: Mapping[str, Tensor], family: str,
+                 fmt: str) -> StateDict:
+    """Renames a foreign checkpoint to the reference naming of its family.
+
+    Args:
+        state_dict: A flat state dict, whole model or backbone only.
+        family: ``'twins-pcpvt'``, ``'twins-svt'`` or ``'davit'``.
+        fmt: ``'official'``, ``'timm'``, ``'mmpretrain'`` or ``'mmseg'``.
+
+    Returns:
+        Reference keys (official == timm for Twins, timm for DaViT). A
+        classifier head ``head.fc`` outside ``backbone.`` is kept; any other key
+        outside ``backbone.`` (decode heads, necks of dense models) is dropped
+        with a warning.
+
+    Example:
+        >>> to_reference(mmpretrain_svt.state_dict(), 'twins-svt', 'mmpretrain')
+    """
+    body, extras = split_backbone(state_dict)
+    if family == 'davit':
+        reference, head_rule = davit_to_reference(body, fmt), DAVIT_HEAD_RULE
+    else:
+        reference, head_rule = twins_to_reference(body, fmt), TWINS_HEAD_RULE
+    head = {k: v for k, v in extras.items()
+            if k.startswith(_CLASSIFIER_HEAD_PREFIX)}
+    reference.update(rename_keys(head, (head_rule, )))
+    dropped = sorted(set(extras) - set(head))
+    if dropped:
+        warnings.warn(f'Dropped {len(dropped)} keys that belong to neither the '
+                      f'backbone nor a classifier head, for example: '
+                      f'{", ".join(dropped[:5])}', stacklevel=2)
+    return reference
+
+
+def _reference_to_mmtwins(reference: StateDict, family: str) -> StateDict:
+    # The models own this last step; imported here so that the format tools
+    # above work on their own.
+    from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
+    if family == 'davit':
+        return davit_reference_to_mmtwins(reference)
+    return twins_reference_to_mmtwins(reference)
+
+
+def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
+                       fmt: str = 'auto',
+                       source: str = 'state dict'
+                       ) -> Tuple[StateDict, str, str]:
+    """Converts any supported Twins or DaViT checkpoint to mmtwins keys.
+
+    Args:
+        state_dict_or_checkpoint: A flat state dict, or a loaded checkpoint that
+            nests one under ``state_dict``, ``model`` or ``state_dict_ema``.
+        fmt: ``'auto'`` to detect the format, or one of :data:`FORMATS` to
+            insist on it (the family is still read from the keys).
+        source: Names the checkpoint in error messages.
+
+    Returns:
+        ``(state_dict, family, fmt)``: mmtwins keys (``backbone.*``, ``neck.*``,
+        ``head.fc.*``), and the detected family and source format.
+
+    Raises:
+        ValueError: If the keys match no supported format (or not ``fmt``).
+
+    Example:
+        >>> state_dict, family, fmt = convert_to_mmtwins(
+        ...     load_pretrained_state_dict('twins_pcpvt_small.pth'))
+        >>> family, fmt
+        ('twins-pcpvt', 'official')
+    """
+    state_dict = unwrap_state_dict(state_dict_or_checkpoint, source=source)
+    formats = FORMATS if fmt == 'auto' else (fmt, )
+    family, fmt = detect_format(state_dict, formats=formats, source=source)
+    if fmt == 'mmtwins':
+        return state_dict, family, fmt
+    reference = to_reference(state_dict, family, fmt)
+    return _reference_to_mmtwins(reference, family), family, fmt
+
+
+def load_pretrained(module: nn.Module,
+                    path: str,
+                    prefix: str = 'backbone.',
+                    fmt: str = 'auto') -> LoadReport:
+    """Initialises a module from any supported weight file.
+
+    Reads the file safely (:func:`load_pretrained_state_dict`), converts it
+    (:func:`convert_to_mmtwins`) and loads the ``prefix`` part
+    (:func:`load_into`), reporting what was missing or left over.
+
+    Args:
+        module: For example an mmtwins backbone (``prefix='backbone.'``) or a
+            whole classifier (``prefix=''``).
+        path: A local file or an ``http(s)://`` address.
+        prefix: Which part of the mmtwins state dict to load.
+        fmt: See :func:`convert_to_mmtwins`.
+
+    Returns:
+        A :class:`~mmtwins.converters.checkpoint.LoadReport`.
+
+    Example:
+        >>> backbone = MODELS.build(dict(type='TwinsSVT', arch='small'))
+        >>> report = load_pretrained(backbone, 'twins_svt_small.pth')
+    """
+    state_dict, _, _ = convert_to_mmtwins(
+        load_pretrained_state_dict(path), fmt=fmt, source=str(path))
+    return load_into(module, state_dict, prefix=prefix)

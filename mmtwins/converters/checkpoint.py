@@ -1,0 +1,246 @@
+"""Reading weight files safely, unwrapping them, saving and loading into modules."""
+import logging
+import os
+import os.path as osp
+import pickle
+import re
+import tempfile
+import urllib.error
+from typing import Any, List, Mapping, NamedTuple, Optional
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+from .rename import StateDict
+
+#: Keys under which training scripts nest the weights, in the order tried.
+WRAPPER_KEYS = ('state_dict', 'model', 'state_dict_ema')
+
+_DATA_PARALLEL_PREFIX = 'module.'
+_UNPICKLER_REASON = re.compile(r'WeightsUnpickler error: (.*?)(?:\n|$)')
+
+
+def _is_url(path: str) -> bool:
+    return path.startswith(('http://', 'https://'))
+
+
+def _refusal(source: str, error: pickle.UnpicklingError) -> ValueError:
+    match = _UNPICKLER_REASON.search(str(error))
+    reason = match.group(1) if match else str(error).splitlines()[0]
+    return ValueError(
+        f'{source}: refused to load. Weight files are read with '
+        f'torch.load(weights_only=True), which only accepts tensors and plain '
+        f'containers, never arbitrary pickled objects ({reason}). If you trust '
+        f'the file, re-save just its weights elsewhere, for example '
+        f'torch.save(torch.load(path, weights_only=False)["state_dict"], new_path).')
+
+
+def _load_local(path: str, map_location: Any) -> Any:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint file not found: {path}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise _refusal(path, error) from error
+
+
+def _load_url(url: str, map_location: Any) -> Any:
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise _refusal(url, error) from error
+    except urllib.error.HTTPError as error:
+        raise ConnectionError(f'Could not download {url}: {error}') from error
+    except (urllib.error.URLError, OSError) as error:
+        raise ConnectionError(
+            f'Could not download {url} ({error}): no network access? Download '
+            f'the file on a machine that has it and pass the local path instead, '
+            f'for example load_pretrained_state_dict("/path/to/weights.pth") or '
+            f'init_cfg=dict(type="Pretrained", checkpoint="/path/to/weights.pth").'
+        ) from error
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any],
+                      key: Optional[str] = None,
+                      source: str = 'checkpoint') -> StateDict:
+    """Finds the flat ``{name: tensor}`` dict inside a loaded checkpoint.
+
+    Args:
+        checkpoint: What ``torch.load`` returned: a state dict, or a dict that
+            nests it under one of :data:`WRAPPER_KEYS` (tried in that order).
+        key: Takes the weights from this key instead of guessing, for example
+            ``'state_dict_ema'`` when a file has both.
+        source: Names the checkpoint in error messages.
+
+    Returns:
+        The tensors, with the ``module.`` prefix of (Distributed)DataParallel
+        removed.
+
+    Raises:
+        KeyError: If ``key`` is given and missing.
+        ValueError: If what is left is not a dict of tensors.
+
+    Example:
+        >>> unwrap_state_dict({'model': {'module.head.bias': b}, 'epoch': 3})
+        {'head.bias': b}
+    """
+    if key is not None:
+        if key not in checkpoint:
+            raise KeyError(f'{source}: no {key!r} in the checkpoint; its keys: '
+                           f'{", ".join(map(str, list(checkpoint)[:10]))}')
+        checkpoint = checkpoint[key]
+    else:
+        for wrapper in WRAPPER_KEYS:
+            if isinstance(checkpoint.get(wrapper), Mapping):
+                checkpoint = checkpoint[wrapper]
+                break
+    not_tensors = [k for k, v in checkpoint.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        raise ValueError(
+            f'{source}: not a state dict; these entries are not tensors: '
+            f'{", ".join(map(str, not_tensors[:10]))}. Expected the weights at the '
+            f'top level or under one of {", ".join(WRAPPER_KEYS)}.')
+    return {(k[len(_DATA_PARALLEL_PREFIX):]
+             if k.startswith(_DATA_PARALLEL_PREFIX) else k): v
+            for k, v in checkpoint.items()}
+
+
+def load_pretrained_state_dict(path: str,
+                               map_location: Any = 'cpu',
+                               key: Optional[str] = None) -> StateDict:
+    """Reads a weight file without ever executing pickled code.
+
+    Args:
+        path: A local file, or an ``http(s)://`` address (downloaded through
+            ``torch.hub``'s cache).
+        map_location: Passed to ``torch.load``.
+        key: See :func:`unwrap_state_dict`.
+
+    Returns:
+        The flat state dict, unwrapped by :func:`unwrap_state_dict`.
+
+    Raises:
+        FileNotFoundError: If the local file does not exist.
+        ValueError: If the file needs arbitrary objects unpickled (refused), or
+            holds no state dict.
+        ConnectionError: If an address cannot be downloaded.
+
+    Example:
+        >>> state_dict = load_pretrained_state_dict('twins_svt_small.pth')
+    """
+    path = str(path)
+    checkpoint = (_load_url(path, map_location)
+                  if _is_url(path) else _load_local(path, map_location))
+    return unwrap_state_dict(checkpoint, key=key, source=path)
+
+
+def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None:
+    """Writes a checkpoint so that ``path`` is either the old file or the new one.
+
+    The data goes to a temporary file in the same folder, which then replaces
+    ``path`` in one ``os.replace``: an interrupted run never leaves a truncated
+    checkpoint behind.
+
+    Args:
+        checkpoint: What to ``torch.save``.
+        path: The destination file.
+
+    Example:
+        >>> save_checkpoint_atomically({'state_dict': sd}, 'out/converted.pth')
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'wb') as file:
+            torch.save(checkpoint, file)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+class LoadReport(NamedTuple):
+    """What :func:`load_into` did.
+
+    Attributes:
+        loaded_keys: Module keys that received a tensor from the checkpoint.
+        missing_keys: Module keys the checkpoint lacks: they keep their fresh
+            initialisation (for example the per-stage norms of a dense backbone
+            loaded from a classifier).
+        unexpected_keys: Checkpoint keys under the prefix the module has no
+            place for; ignored.
+        dropped_keys: Checkpoint keys outside the prefix (for example the head
+            of a classifier when loading a backbone); ignored.
+    """
+    loaded_keys: List[str]
+    missing_keys: List[str]
+    unexpected_keys: List[str]
+    dropped_keys: List[str]
+
+
+def _log_report(report: LoadReport, module: nn.Module, prefix: str) -> None:
+    lines = [f'Loaded {len(report.loaded_keys)} tensors into '
+             f'{type(module).__name__}.']
+    if report.missing_keys:
+        lines.append('Not in the checkpoint, newly initialised: '
+                     + ', '.join(report.missing_keys))
+    if report.unexpected_keys:
+        lines.append('In the checkpoint but not in the model, ignored: '
+                     + ', '.join(report.unexpected_keys))
+    if report.dropped_keys:
+        lines.append(f'Outside {prefix!r}, not loaded: '
+                     + ', '.join(report.dropped_keys))
+    level = (logging.WARNING if report.missing_keys or report.unexpected_keys
+             else logging.INFO)
+    print_log('\n'.join(lines), logger='current', level=level)
+
+
+def load_into(module: nn.Module,
+              state_dict: Mapping[str, Tensor],
+              prefix: str = 'backbone.') -> LoadReport:
+    """Loads the ``prefix`` part of an mmtwins state dict into a module, leniently.
+
+    Missing and unexpected keys are allowed and reported (logged and returned);
+    a tensor whose shape differs from the module's is an error, since loading
+    it would silently mean a different architecture.
+
+    Args:
+        module: The model or sub-model to initialise, for example a backbone.
+        state_dict: mmtwins keys, see :func:`mmtwins.converters.convert_to_mmtwins`.
+        prefix: Only keys starting with it are loaded, with it removed; ``''``
+            loads the whole dict.
+
+    Returns:
+        A :class:`LoadReport`.
+
+    Raises:
+        ValueError: If shapes differ; all mismatches are listed.
+
+    Example:
+        >>> state_dict, _, _ = convert_to_mmtwins(load_pretrained_state_dict(f))
+        >>> report = load_into(backbone, state_dict, prefix='backbone.')
+        >>> report.missing_keys
+        ['norm_list.0.weight', ...]
+    """
+    selected = {k[len(prefix):]: v for k, v in state_dict.items()
+                if k.startswith(prefix)}
+    dropped = sorted(k for k in state_dict if not k.startswith(prefix))
+    own = module.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
+                  for k, v in selected.items()
+                  if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise ValueError(f'Shapes differ between the checkpoint and '
+                         f'{type(module).__name__}: ' + '; '.join(mismatched))
+    result = module.load_state_dict(selected, strict=False)
+    report = LoadReport(
+        loaded_keys=sorted(set(selected) & set(own)),
+        missing_keys=sorted(result.missing_keys),
+        unexpected_keys=sorted(result.unexpected_keys),
+        dropped_keys=dropped)
+    _log_report(report, module, prefix)
+    return report
