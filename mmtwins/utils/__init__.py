@@ -1,3 +1,8 @@
 from .collect_env import check_mmcv_ops, collect_env
+from .config import ConfigError, load_config
+from .data_check import DatasetNotFoundError, check_data_paths
 
-__all__ = ['collect_env', 'check_mmcv_ops']
+__all__ = [
+    'collect_env', 'check_mmcv_ops', 'ConfigError', 'load_config', 'DatasetNotFoundError',
+    'check_data_paths'
+]

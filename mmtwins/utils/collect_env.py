@@ -21,6 +21,8 @@ def collect_env() -> dict:
     import timm
 
     env_info = collect_base_env()
+    # torch's multi-kilobyte build-flag dump says nothing about this stack.
+    env_info.pop('PyTorch compiling details', None)
     env_info['MMCV'] = mmcv.__version__
     env_info['MMPretrain'] = mmpretrain.__version__
     env_info['MMSegmentation'] = mmseg.__version__
