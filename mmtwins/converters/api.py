@@ -8,7 +8,7 @@ from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
                          unwrap_state_dict)
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
-from .formats import FORMATS, detect_format, split_backbone
+from .formats import BACKBONE_PREFIX, FORMATS, detect_format, split_backbone
 from .rename import StateDict, rename_keys
 from .twins import HEAD_RULE as TWINS_HEAD_RULE
 from .twins import twins_to_reference
@@ -59,6 +59,13 @@ def _reference_to_mmtwins(reference: StateDict, family: str) -> StateDict:
     return twins_reference_to_mmtwins(reference)
 
 
+def _with_backbone_prefix(state_dict: StateDict) -> StateDict:
+    # A bare mmtwins backbone's own state dict has no prefix; whole models do.
+    if any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
+        return state_dict
+    return {BACKBONE_PREFIX + key: value for key, value in state_dict.items()}
+
+
 def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
                        fmt: str = 'auto',
                        source: str = 'state dict'
@@ -89,7 +96,7 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
     formats = FORMATS if fmt == 'auto' else (fmt, )
     family, fmt = detect_format(state_dict, formats=formats, source=source)
     if fmt == 'mmtwins':
-        return state_dict, family, fmt
+        return _with_backbone_prefix(state_dict), family, fmt
     reference = to_reference(state_dict, family, fmt)
     return _reference_to_mmtwins(reference, family), family, fmt
 

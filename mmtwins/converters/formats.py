@@ -1,6 +1,7 @@
 """Telling the family and format of a checkpoint from its keys alone."""
 import re
-from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import (Callable, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 from torch import Tensor
 
@@ -12,6 +13,23 @@ FORMATS = ('official', 'timm', 'mmpretrain', 'mmseg', 'mmtwins')
 BACKBONE_PREFIX = 'backbone.'
 
 
+# Locally-grouped attention has a fused qkv; global sub-sampled attention never
+# does (q and kv, or mmseg's in_proj), so its presence in a stage block means SVT.
+_LSA_KEY = re.compile(r'^(blocks|stages|layers)\.\d+\.\d+\.attn\.qkv\.')
+# mmtwins fuses GSA's q and kv too; there the first block tells: SVT starts every
+# stage with LSA, PCPVT with GSA, which sub-samples (has attn.sr) in stage 0 of
+# every released arch (sr ratio 8).
+_MMTWINS_PCPVT_KEY = re.compile(r'^stages\.0\.blocks\.0\.attn\.sr\.')
+
+
+def _has_lsa(keys: Iterable[str]) -> bool:
+    return any(map(_LSA_KEY.match, keys))
+
+
+def _mmtwins_first_block_is_lsa(keys: Iterable[str]) -> bool:
+    return not any(map(_MMTWINS_PCPVT_KEY.match, keys))
+
+
 class Signature(NamedTuple):
     """Key patterns that together identify one format of one model family.
 
@@ -19,23 +37,30 @@ class Signature(NamedTuple):
         group: ``'twins'`` or ``'davit'``.
         fmt: The format name, one of :data:`FORMATS`.
         patterns: Regular expressions; every one must match some backbone key.
+        is_svt: For Twins, tells SVT from PCPVT given the backbone keys.
     """
     group: str
     fmt: str
     patterns: Tuple[str, ...]
+    is_svt: Optional[Callable[[Iterable[str]], bool]] = None
 
 
 _TWINS_REFERENCE = (r'^patch_embeds\.0\.proj\.weight$', r'^blocks\.0\.0\.')
+_MMTWINS_STEM = r'^stages\.0\.patch_embed\.proj\.weight$'
 
-#: Checked in order; the first full match wins, so official comes before timm
-#: for Twins, whose two namings are identical.
+#: Checked in order on the backbone keys (``backbone.`` removed); the first full
+#: match wins, so official comes before timm for Twins, whose namings are identical.
 SIGNATURES: Tuple[Signature, ...] = (
-    Signature('twins', 'official', _TWINS_REFERENCE),
-    Signature('twins', 'timm', _TWINS_REFERENCE),
+    Signature('twins', 'official', _TWINS_REFERENCE, _has_lsa),
+    Signature('twins', 'timm', _TWINS_REFERENCE, _has_lsa),
     Signature('twins', 'mmpretrain',
-              (r'^patch_embeds\.0\.projection\.weight$', r'^stages\.0\.0\.')),
+              (r'^patch_embeds\.0\.projection\.weight$', r'^stages\.0\.0\.'),
+              _has_lsa),
     Signature('twins', 'mmseg',
-              (r'^patch_embeds\.0\.projection\.weight$', r'^layers\.0\.0\.')),
+              (r'^patch_embeds\.0\.projection\.weight$', r'^layers\.0\.0\.'),
+              _has_lsa),
+    Signature('twins', 'mmtwins', (_MMTWINS_STEM, r'^stages\.0\.pos_enc\.'),
+              _mmtwins_first_block_is_lsa),
     Signature('davit', 'official',
               (r'^patch_embeds\.0\.proj\.weight$', r'^main_blocks\.0\.0\.0\.')),
     Signature('davit', 'timm',
@@ -43,11 +68,9 @@ SIGNATURES: Tuple[Signature, ...] = (
     Signature('davit', 'mmpretrain',
               (r'^patch_embed\.projection\.weight$',
                r'^stages\.0\.blocks\.0\.spatial_block\.')),
+    Signature('davit', 'mmtwins',
+              (_MMTWINS_STEM, r'^stages\.0\.blocks\.0\.spatial\.')),
 )
-
-# Locally-grouped attention has a fused qkv; global sub-sampled attention never
-# does (q and kv, or mmseg's in_proj), so its presence in a stage block means SVT.
-_LSA_KEY = re.compile(r'^(blocks|stages|layers)\.\d+\.\d+\.attn\.qkv\.')
 
 
 def split_backbone(state_dict: Mapping[str, Tensor]) -> Tuple[StateDict, StateDict]:
@@ -80,10 +103,6 @@ def _matches(signature: Signature, keys: Sequence[str]) -> bool:
     return all(
         any(re.match(pattern, key) for key in keys)
         for pattern in signature.patterns)
-
-
-def _twins_family(keys: Iterable[str]) -> str:
-    return 'twins-svt' if any(map(_LSA_KEY.match, keys)) else 'twins-pcpvt'
 
 
 def _describe_failure(source: str, keys: List[str], formats: Sequence[str]) -> str:
@@ -127,7 +146,8 @@ def detect_format(state_dict: Mapping[str, Tensor],
     body = list(split_backbone(state_dict)[0])
     for signature in SIGNATURES:
         if signature.fmt in formats and _matches(signature, body):
-            family = (_twins_family(body) if signature.group == 'twins' else
-                      'davit')
+            if signature.group == 'davit':
+                return 'davit', signature.fmt
+            family = 'twins-svt' if signature.is_svt(body) else 'twins-pcpvt'
             return family, signature.fmt
     raise ValueError(_describe_failure(source, list(state_dict), formats))
