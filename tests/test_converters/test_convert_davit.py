@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 import torch
-from converter_models import (DAVIT_DIMS, mmpretrain_davit,
-                              official_davit_state_dict, timm_davit)
+from converter_helpers import (DAVIT_DIMS, mmpretrain_davit,
+                               official_davit_state_dict, timm_davit)
 from timm.models.davit import checkpoint_filter_fn
 
 from mmtwins.converters import MMPRETRAIN_NORM_CAVEAT, detect_format, to_reference

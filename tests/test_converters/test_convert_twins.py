@@ -6,8 +6,8 @@ strictly; with the same weights the OpenMMLab ports compute the same function at
 """
 import pytest
 import torch
-from converter_models import (TWINS_ARCHS, image, mmpretrain_twins, mmseg_twins,
-                              timm_twins)
+from converter_helpers import (TWINS_ARCHS, image, mmpretrain_twins,
+                               mmseg_twins, timm_twins)
 
 from mmtwins.converters import detect_format, to_reference
 

@@ -1,30 +1,20 @@
 """Family and format from the keys alone, on state dicts of the real libraries."""
 import pytest
 import torch
-from converter_models import (TWINS_ARCHS, mmpretrain_davit, mmpretrain_twins,
-                              mmseg_twins, official_davit_state_dict, timm_davit,
-                              timm_twins)
+from converter_helpers import (mmpretrain_davit, mmpretrain_twins, mmseg_twins,
+                               mmtwins_twins, mmtwins_twins_classifier,
+                               official_davit_state_dict, timm_davit, timm_twins)
 
 from mmtwins.converters import FORMATS, detect_format
-from mmtwins.registry import MODELS
-
-
-def _prefixed(state_dict, prefix):
-    return {prefix + key: value for key, value in state_dict.items()}
 
 
 def _mmseg_segmentor(family):
     """A whole mmseg model: backbone under ``backbone.``, plus decode heads."""
-    state_dict = _prefixed(mmseg_twins(family, norm_after_stage=True).state_dict(),
-                           'backbone.')
+    backbone = mmseg_twins(family, norm_after_stage=True).state_dict()
+    state_dict = {f'backbone.{key}': value for key, value in backbone.items()}
     state_dict['decode_head.conv_seg.weight'] = torch.zeros(150, 512, 1, 1)
     state_dict['auxiliary_head.conv_seg.bias'] = torch.zeros(150)
     return state_dict
-
-
-def _mmtwins_twins(family):
-    backbone = 'TwinsSVT' if family == 'twins-svt' else 'TwinsPCPVT'
-    return MODELS.build(dict(type=backbone, arch=TWINS_ARCHS[family])).state_dict()
 
 
 TWINS = ('twins-pcpvt', 'twins-svt')
@@ -39,10 +29,10 @@ CASES = [
                    f, 'mmseg', id=f'{f}-mmseg-backbone') for f in TWINS],
     *[pytest.param(lambda f=f: _mmseg_segmentor(f), f, 'mmseg',
                    id=f'{f}-mmseg-segmentor') for f in TWINS],
-    *[pytest.param(lambda f=f: _mmtwins_twins(f), f, 'mmtwins',
+    *[pytest.param(lambda f=f: mmtwins_twins(f).state_dict(), f, 'mmtwins',
                    id=f'{f}-mmtwins-backbone') for f in TWINS],
-    *[pytest.param(lambda f=f: _prefixed(_mmtwins_twins(f), 'backbone.'), f,
-                   'mmtwins', id=f'{f}-mmtwins-model') for f in TWINS],
+    *[pytest.param(lambda f=f: mmtwins_twins_classifier(f).state_dict(), f,
+                   'mmtwins', id=f'{f}-mmtwins-classifier') for f in TWINS],
     pytest.param(official_davit_state_dict, 'davit', 'official',
                  id='davit-official-classifier'),
     pytest.param(lambda: official_davit_state_dict(dense=True), 'davit',

@@ -1,10 +1,14 @@
-"""Tiny random-weight models of every library whose checkpoints mmtwins converts.
+"""Test helpers: tiny random-weight models of every library whose checkpoints
+mmtwins converts, and the conversion command line as a module.
 
 The architectures are small enough for CPU tests yet keep everything that naming
 depends on: several blocks per stage, GSA with and without sub-sampling, LSA.
 At 224 x 224 every Twins and DaViT stage map is a multiple of the window size 7,
 where all ports compute the same windows.
 """
+import importlib.util
+import os.path as osp
+from types import ModuleType
 from typing import Dict, Sequence
 
 import timm
@@ -178,3 +182,37 @@ def official_davit_state_dict(num_classes: int = NUM_CLASSES,
     generator = torch.Generator().manual_seed(2)
     return {key: torch.randn(shape, generator=generator) * 0.2
             for key, shape in shapes.items()}
+
+
+def mmtwins_twins(family: str, **kwargs) -> nn.Module:
+    """mmtwins' own Twins backbone with the tiny arch (fresh initialisation)."""
+    from mmtwins.registry import MODELS
+    backbone = 'TwinsSVT' if family == 'twins-svt' else 'TwinsPCPVT'
+    return MODELS.build(dict(type=backbone, arch=TWINS_ARCHS[family],
+                             **kwargs)).eval()
+
+
+def mmtwins_twins_classifier(family: str) -> ImageClassifier:
+    """An mmpretrain classifier around mmtwins' Twins backbone and neck."""
+    from mmpretrain.registry import MODELS
+    backbone = 'TwinsSVT' if family == 'twins-svt' else 'TwinsPCPVT'
+    dims = TWINS_ARCHS[family]['embed_dims'][-1]
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type=f'mmtwins.{backbone}', arch=TWINS_ARCHS[family]),
+        neck=dict(type='mmtwins.NormPoolNeck', in_channels=dims,
+                  order='norm_pool', eps=1e-6),
+        head=dict(type='LinearClsHead', num_classes=NUM_CLASSES,
+                  in_channels=dims))).eval()
+
+
+CLI_PATH = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'tools',
+                    'model_converters', 'convert.py')
+
+
+def load_convert_cli() -> ModuleType:
+    """Imports ``tools/model_converters/convert.py`` (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location('convert_cli', CLI_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,104 @@
+"""Source model -> file -> CLI -> mmtwins file -> mmtwins model: same outputs.
+
+Every supported source format is written to disk the way its library saves it,
+converted with ``tools/model_converters/convert.py`` and loaded into an mmtwins
+model with :func:`mmtwins.converters.load_pretrained`; wherever the source
+computes what the official model computes (Twins at 224 x 224), the mmtwins model
+must reproduce its outputs.
+"""
+import pytest
+import torch
+from converter_helpers import (image, load_convert_cli, mmpretrain_twins,
+                               mmseg_twins, mmtwins_twins,
+                               mmtwins_twins_classifier, timm_twins)
+
+from mmtwins.converters import load_pretrained
+
+TOLERANCE = 1e-4
+FAMILIES = ('twins-pcpvt', 'twins-svt')
+def convert_file(tmp_path, checkpoint, *options):
+    """Saves ``checkpoint``, converts it with the CLI, returns the output path."""
+    src, dst = tmp_path / 'source.pth', tmp_path / 'mmtwins.pth'
+    torch.save(checkpoint, src)
+    assert load_convert_cli().main([str(src), str(dst), *options]) == 0
+    return str(dst)
+
+
+def _assert_complete(report):
+    assert report.missing_keys == [] and report.unexpected_keys == []
+    assert report.dropped_keys == []
+
+
+def _max_diff(first, second):
+    return (first - second).abs().max().item()
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+@pytest.mark.parametrize('fmt, wrapper', [('official', 'model'),
+                                          ('timm', 'state_dict')])
+def test_official_and_timm_classifier(tmp_path, family, fmt, wrapper):
+    source = timm_twins(family)
+    dst = convert_file(tmp_path, {wrapper: source.state_dict()}, '--format', fmt)
+
+    target = mmtwins_twins_classifier(family)
+    _assert_complete(load_pretrained(target, dst, prefix=''))
+    x = image()
+    with torch.no_grad():
+        assert _max_diff(target(x, mode='tensor'), source(x)) < TOLERANCE
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_mmpretrain_classifier(tmp_path, family):
+    source = mmpretrain_twins(family)
+    dst = convert_file(tmp_path, {'state_dict': source.state_dict(),
+                                  'meta': {'epoch': 300}})
+
+    target = mmtwins_twins_classifier(family)
+    _assert_complete(load_pretrained(target, dst, prefix=''))
+    x = image()
+    with torch.no_grad():
+        assert _max_diff(target(x, mode='tensor'),
+                         source(x, mode='tensor')) < TOLERANCE
+
+
+@pytest.mark.parametrize('family, norm_after_stage', [('twins-pcpvt', False),
+                                                      ('twins-svt', True)])
+def test_mmseg_segmentor_backbone(tmp_path, family, norm_after_stage):
+    source = mmseg_twins(family, norm_after_stage=norm_after_stage)
+    segmentor = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    segmentor['decode_head.conv_seg.weight'] = torch.zeros(150, 64, 1, 1)
+    with pytest.warns(UserWarning, match='decode_head.conv_seg.weight'):
+        dst = convert_file(tmp_path, {'state_dict': segmentor})
+
+    target = mmtwins_twins(family, out_indices=(0, 1, 2, 3),
+                           norm_after_stage=norm_after_stage)
+    _assert_complete(load_pretrained(target, dst, prefix='backbone.'))
+    x = image()
+    with torch.no_grad():
+        for ours, theirs in zip(target(x), source(x), strict=True):
+            assert _max_diff(ours, theirs) < TOLERANCE
+
+
+def test_classifier_initialises_a_dense_backbone(tmp_path):
+    source = mmpretrain_twins('twins-svt')
+    dst = convert_file(tmp_path, {'state_dict': source.state_dict()})
+
+    target = mmtwins_twins('twins-svt', out_indices=(0, 1, 2, 3),
+                           norm_after_stage=True)
+    report = load_pretrained(target, dst, prefix='backbone.')
+    assert report.missing_keys == [
+        f'stages.{i}.norm.{p}' for i in range(4) for p in ('bias', 'weight')]
+    assert report.unexpected_keys == []
+    assert report.dropped_keys == ['head.fc.bias', 'head.fc.weight',
+                                   'neck.norm.bias', 'neck.norm.weight']
+    patch_embed = target.stages[0].patch_embed.proj.weight
+    assert torch.equal(patch_embed,
+                       source.backbone.patch_embeds[0].projection.weight)
+
+
+def test_mmtwins_file_converts_to_itself(tmp_path):
+    source = mmtwins_twins_classifier('twins-svt')
+    dst = convert_file(tmp_path, {'state_dict': source.state_dict()})
+    converted = torch.load(dst, weights_only=True)
+    assert converted['meta'] == {'source_format': 'mmtwins', 'family': 'twins-svt'}
+    assert list(converted['state_dict']) == list(source.state_dict())
