@@ -1,0 +1,5 @@
+"""Backbones of mmtwins."""
+from .davit import DaViT
+from .twins import TwinsPCPVT, TwinsSVT
+
+__all__ = ['DaViT', 'TwinsPCPVT', 'TwinsSVT']

@@ -1,0 +1,157 @@
+"""What every mmtwins backbone shares: arch parsing, options, outputs, freezing."""
+from typing import Callable, Dict, Sequence, Tuple, Union
+
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+_NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
+
+
+class PyramidBackbone(BaseModule):
+    """Base of the four-stage (or custom) pyramids of Twins and DaViT.
+
+    A subclass defines ``arch_zoo`` and ``arch_keys``, builds ``self.stages`` (each
+    stage maps an NCHW tensor to channels-last ``(B, H, W, C)`` tokens and starts
+    with a ``patch_embed``), then calls :meth:`_freeze_stages`.
+
+    Args:
+        arch: A name of ``arch_zoo`` (case-insensitive) or a dict with exactly the
+            keys ``arch_keys``, each a sequence with one entry per stage.
+        in_channels: Input image channels.
+        out_indices: Stages whose maps :meth:`forward` returns; negative
+            indices count from the end.
+        frozen_stages: -1 freezes nothing, 0 the stem (the patch embedding of
+            stage 0), k > 0 the stem and stages ``0 .. k-1``: their parameters
+            stop requiring gradients and their modules stay in eval mode.
+        norm_eval: Keep all normalisation layers in eval mode while training.
+            LayerNorm has no running statistics, so this only matters for
+            normalisation layers a user adds.
+        with_cp: Gradient checkpointing of every block.
+        init_cfg: None for the family's official initialisation
+            (:meth:`official_init`), else an mmengine ``init_cfg``.
+    """
+
+    arch_zoo: Dict[str, Dict[str, Sequence]] = {}
+    arch_keys: Tuple[str, ...] = ()
+    official_init: Callable[[nn.Module], None]
+
+    def __init__(self,
+                 arch: Union[str, dict],
+                 in_channels: int,
+                 out_indices: Union[int, Sequence[int]],
+                 frozen_stages: int,
+                 norm_eval: bool,
+                 with_cp: bool,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self.parse_arch(arch)
+        self.num_stages = len(self.arch_settings['depths'])
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f'in_channels={in_channels!r} must be a positive int')
+        self.in_channels = in_channels
+        self.out_indices = check_out_indices(out_indices, self.num_stages)
+        if not isinstance(frozen_stages, int) or not \
+                -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages={frozen_stages!r} must be an int '
+                             f'in [-1, {self.num_stages}]')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    @classmethod
+    def parse_arch(cls, arch: Union[str, dict]) -> Dict[str, tuple]:
+        """Resolves ``arch`` to a dict of per-stage tuples (see the class Args)."""
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(
+                    f'arch={arch!r} is not a {cls.__name__} arch; choose one of '
+                    f'{sorted(cls.arch_zoo)} or pass a dict with the keys '
+                    f'{cls.arch_keys}')
+            arch = cls.arch_zoo[arch.lower()]
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, not {type(arch)}')
+        if set(arch) != set(cls.arch_keys):
+            raise ValueError(
+                f'a custom {cls.__name__} arch needs exactly the keys '
+                f'{cls.arch_keys}; missing {sorted(set(cls.arch_keys) - set(arch))}, '
+                f'unknown {sorted(set(arch) - set(cls.arch_keys))}')
+        lengths = {key: len(arch[key]) for key in cls.arch_keys}
+        if len(set(lengths.values())) != 1 or lengths['depths'] == 0:
+            raise ValueError(f'arch needs one entry per stage in every key, got '
+                             f'lengths {lengths}')
+        return {key: tuple(arch[key]) for key in cls.arch_keys}
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Args: x: ``(B, in_channels, H, W)`` images, any H, W >= 32.
+
+        Returns:
+            One NCHW map per ``out_indices`` entry, in stage order (views of
+            channels-last tokens: ``channels_last`` memory format). Stages after
+            the last requested one are not run.
+        """
+        outs = []
+        for index, stage in enumerate(self.stages[:self.out_indices[-1] + 1]):
+            x = stage(x).permute(0, 3, 1, 2)
+            if index in self.out_indices:
+                outs.append(self.output_map(index, x))
+        return tuple(outs)
+
+    def output_map(self, index: int, x: Tensor) -> Tensor:
+        """The returned form of stage ``index``'s NCHW output ``x``."""
+        return x
+
+    def train(self, mode: bool = True) -> 'PyramidBackbone':
+        """Sets the mode, keeping frozen stages (and with ``norm_eval`` norms) in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _NORM_LAYERS):
+                    module.eval()
+        return self
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for module in [self.stages[0].patch_embed,
+                       *self.stages[:self.frozen_stages]]:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def init_weights(self) -> None:
+        """Official initialisation when ``init_cfg`` is None, else ``init_cfg``."""
+        use_official = self.init_cfg is None and not self._is_init
+        super().init_weights()
+        if use_official:
+            self.apply(self.official_init)
+
+
+def check_out_indices(out_indices: Union[int, Sequence[int]],
+                      num_stages: int) -> Tuple[int, ...]:
+    """Validates ``out_indices`` and returns them non-negative and sorted.
+
+    Example:
+        >>> check_out_indices((-1, 0), 4)
+        (0, 3)
+    """
+    indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+    if not indices or not all(isinstance(i, int) for i in indices):
+        raise ValueError(f'out_indices={out_indices!r} must be an int or a '
+                         f'non-empty sequence of ints')
+    for index in indices:
+        if not -num_stages <= index < num_stages:
+            raise ValueError(f'out_indices={out_indices!r}: {index} is out of '
+                             f'range for {num_stages} stages')
+    normalised = sorted(index % num_stages for index in indices)
+    if len(set(normalised)) != len(normalised):
+        raise ValueError(f'out_indices={out_indices!r} names a stage twice')
+    return tuple(normalised)
+
+
+def check_rate(name: str, value: float) -> float:
+    """Checks that a dropout-like probability lies in [0, 1)."""
+    if not 0 <= value < 1:
+        raise ValueError(f'{name}={value!r} must be in [0, 1)')
+    return value

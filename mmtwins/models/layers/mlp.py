@@ -1,0 +1,26 @@
+"""The transformer feed-forward network."""
+from torch import Tensor, nn
+
+
+class Mlp(nn.Module):
+    """``Linear -> GELU -> Dropout -> Linear -> Dropout`` on the last dimension.
+
+    Args:
+        embed_dims: Input and output channels.
+        hidden_dims: Hidden channels.
+        drop: Dropout probability after the activation and after ``fc2``.
+
+    Example:
+        >>> Mlp(64, 256)(torch.rand(2, 7, 7, 64)).shape
+        torch.Size([2, 7, 7, 64])
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

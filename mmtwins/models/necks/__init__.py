@@ -1,0 +1,4 @@
+"""Necks of mmtwins."""
+from .norm_pool import NormPoolNeck
+
+__all__ = ['NormPoolNeck']
