@@ -9,6 +9,7 @@ from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
 from .formats import BACKBONE_PREFIX, FORMATS, detect_format, split_backbone
+from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
 from .rename import StateDict, rename_keys
 from .twins import HEAD_RULE as TWINS_HEAD_RULE
 from .twins import twins_to_reference
@@ -51,9 +52,6 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
 
 
 def _reference_to_mmtwins(reference: StateDict, family: str) -> StateDict:
-    # The models own this last step; imported here so that the format tools
-    # above work on their own.
-    from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
     if family == 'davit':
         return davit_reference_to_mmtwins(reference)
     return twins_reference_to_mmtwins(reference)

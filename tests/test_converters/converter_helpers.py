@@ -206,6 +206,28 @@ def mmtwins_twins_classifier(family: str) -> ImageClassifier:
                   in_channels=dims))).eval()
 
 
+def mmtwins_davit(**kwargs) -> nn.Module:
+    """mmtwins' own DaViT backbone with the tiny arch (fresh initialisation)."""
+    from mmtwins.registry import MODELS
+    return MODELS.build(dict(type='DaViT', arch=dict(
+        embed_dims=DAVIT_DIMS, depths=DAVIT_ARCH['depths'],
+        num_heads=DAVIT_ARCH['num_heads']), **kwargs)).eval()
+
+
+def mmtwins_davit_classifier() -> ImageClassifier:
+    """An mmpretrain classifier around mmtwins' DaViT backbone and neck."""
+    from mmpretrain.registry import MODELS
+    arch = dict(embed_dims=DAVIT_DIMS, depths=DAVIT_ARCH['depths'],
+                num_heads=DAVIT_ARCH['num_heads'])
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='mmtwins.DaViT', arch=arch),
+        neck=dict(type='mmtwins.NormPoolNeck', in_channels=DAVIT_DIMS[-1],
+                  order='pool_norm', eps=1e-5),
+        head=dict(type='LinearClsHead', num_classes=NUM_CLASSES,
+                  in_channels=DAVIT_DIMS[-1]))).eval()
+
+
 CLI_PATH = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'tools',
                     'model_converters', 'convert.py')
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from converter_helpers import (mmpretrain_davit, mmpretrain_twins, mmseg_twins,
+                               mmtwins_davit, mmtwins_davit_classifier,
                                mmtwins_twins, mmtwins_twins_classifier,
                                official_davit_state_dict, timm_davit, timm_twins)
 
@@ -43,6 +44,10 @@ CASES = [
                  id='davit-mmpretrain-classifier'),
     pytest.param(lambda: mmpretrain_davit((0, 1, 2, 3)).backbone.state_dict(),
                  'davit', 'mmpretrain', id='davit-mmpretrain-dense-backbone'),
+    pytest.param(lambda: mmtwins_davit().state_dict(), 'davit', 'mmtwins',
+                 id='davit-mmtwins-backbone'),
+    pytest.param(lambda: mmtwins_davit_classifier().state_dict(), 'davit',
+                 'mmtwins', id='davit-mmtwins-classifier'),
 ]
 
 

@@ -3,16 +3,20 @@
 Every supported source format is written to disk the way its library saves it,
 converted with ``tools/model_converters/convert.py`` and loaded into an mmtwins
 model with :func:`mmtwins.converters.load_pretrained`; wherever the source
-computes what the official model computes (Twins at 224 x 224), the mmtwins model
-must reproduce its outputs.
+computes what the official model computes (Twins at 224 x 224, official and timm
+DaViT), the mmtwins model must reproduce its outputs.
 """
 import pytest
 import torch
-from converter_helpers import (image, load_convert_cli, mmpretrain_twins,
-                               mmseg_twins, mmtwins_twins,
-                               mmtwins_twins_classifier, timm_twins)
+import torch.nn.functional as F
+from converter_helpers import (image, load_convert_cli, mmpretrain_davit,
+                               mmpretrain_twins, mmseg_twins, mmtwins_davit,
+                               mmtwins_davit_classifier, mmtwins_twins,
+                               mmtwins_twins_classifier,
+                               official_davit_state_dict, timm_davit, timm_twins)
+from timm.models.davit import checkpoint_filter_fn
 
-from mmtwins.converters import load_pretrained
+from mmtwins.converters import load_pretrained, to_reference
 
 TOLERANCE = 1e-4
 FAMILIES = ('twins-pcpvt', 'twins-svt')
@@ -102,3 +106,86 @@ def test_mmtwins_file_converts_to_itself(tmp_path):
     converted = torch.load(dst, weights_only=True)
     assert converted['meta'] == {'source_format': 'mmtwins', 'family': 'twins-svt'}
     assert list(converted['state_dict']) == list(source.state_dict())
+
+
+def _timm_davit_from_official(official):
+    """timm's DaViT loaded through timm's own official-key filter (the oracle)."""
+    model = timm_davit()
+    model.load_state_dict(checkpoint_filter_fn(dict(official), model), strict=True)
+    return model
+
+
+def test_official_davit_classifier(tmp_path):
+    official = official_davit_state_dict()
+    dst = convert_file(tmp_path, {'model': official})
+
+    target = mmtwins_davit_classifier()
+    _assert_complete(load_pretrained(target, dst, prefix=''))
+    x = image()
+    with torch.no_grad():
+        expected = _timm_davit_from_official(official)(x)
+        assert _max_diff(target(x, mode='tensor'), expected) < TOLERANCE
+
+
+def test_official_davit_dense_backbone(tmp_path):
+    official = official_davit_state_dict(dense=True)
+    dst = convert_file(tmp_path, official)
+
+    target = mmtwins_davit(out_indices=(0, 1, 2, 3), norm_outputs=True)
+    _assert_complete(load_pretrained(target, dst, prefix='backbone.'))
+    trunk = timm_davit()
+    trunk.load_state_dict(checkpoint_filter_fn(dict(official), trunk),
+                          strict=False)
+    x = image()
+    with torch.no_grad():
+        maps = trunk.forward_intermediates(x, intermediates_only=True)
+        for stage, (ours, theirs) in enumerate(zip(target(x), maps, strict=True)):
+            # Official dense models normalise every returned map per token.
+            expected = F.layer_norm(theirs.permute(0, 2, 3, 1), theirs.shape[1:2],
+                                    official[f'norm{stage}.weight'],
+                                    official[f'norm{stage}.bias'])
+            assert _max_diff(ours, expected.permute(0, 3, 1, 2)) < TOLERANCE
+
+
+def test_timm_davit_classifier(tmp_path):
+    source = timm_davit()
+    dst = convert_file(tmp_path, {'state_dict': source.state_dict()})
+
+    target = mmtwins_davit_classifier()
+    _assert_complete(load_pretrained(target, dst, prefix=''))
+    x = image()
+    with torch.no_grad():
+        assert _max_diff(target(x, mode='tensor'), source(x)) < TOLERANCE
+
+
+def test_mmpretrain_davit_classifier_loads_but_is_not_equivalent(tmp_path):
+    source = mmpretrain_davit()
+    with pytest.warns(UserWarning, match='not numerically'):
+        dst = convert_file(tmp_path, {'state_dict': source.state_dict()})
+
+    target = mmtwins_davit_classifier()
+    _assert_complete(load_pretrained(target, dst, prefix=''))
+    reference = timm_davit()
+    with pytest.warns(UserWarning, match='not numerically'):
+        converted = to_reference(source.state_dict(), 'davit', 'mmpretrain')
+    reference.load_state_dict(converted, strict=True)
+    x = image()
+    with torch.no_grad():
+        ours = target(x, mode='tensor')
+        # The same weights in the official computation...
+        assert _max_diff(ours, reference(x)) < TOLERANCE
+        # ...which is not mmpretrain's (stem padding, norm before pooling).
+        assert _max_diff(ours, source(x, mode='tensor')) > 1e-2
+
+
+def test_mmpretrain_davit_dense_backbone_loads_completely(tmp_path):
+    source = mmpretrain_davit(out_indices=(0, 1, 2, 3))
+    dst = convert_file(tmp_path, {'state_dict': source.state_dict()})
+
+    target = mmtwins_davit(out_indices=(0, 1, 2, 3), norm_outputs=True)
+    report = load_pretrained(target, dst, prefix='backbone.')
+    assert report.missing_keys == [] and report.unexpected_keys == []
+    # With per-stage norms the file is dense: the conversion keeps the backbone only.
+    assert report.dropped_keys == []
+    assert torch.equal(target.stages[3].out_norm.weight,
+                       source.backbone.norm3.weight)
