@@ -264,9 +264,9 @@ def test_init_cfg_replaces_the_official_init():
 ])
 def test_bad_arguments(options, message):
     options = dict(dict(arch=TINY_SVT), **options)
-    with pytest.raises(ValueError, match=message.replace('[', r'\[').replace(
-            ']', r'\]').replace('(', r'\(').replace(')', r'\)')):
+    with pytest.raises(ValueError) as error:
         build_backbone(type='TwinsSVT', **options)
+    assert message in str(error.value)
 
 
 def test_pcpvt_has_no_window_options():
