@@ -37,6 +37,16 @@ def _max_diff(first, second):
     return (first - second).abs().max().item()
 
 
+def _assert_same_twins(target, x, logits, final_tokens):
+    """Logits and, as pooled logits vary little between images, the normalised
+    last-stage tokens ``(B, N, C)`` that the classifier pools."""
+    with torch.no_grad():
+        assert _max_diff(target(x, mode='tensor'), logits) < TOLERANCE
+        last_map = target.backbone(x)[-1]
+        ours = target.neck.norm(last_map.flatten(2).transpose(1, 2))
+        assert _max_diff(ours, final_tokens) < TOLERANCE
+
+
 @pytest.mark.parametrize('family', FAMILIES)
 @pytest.mark.parametrize('fmt, wrapper', [('official', 'model'),
                                           ('timm', 'state_dict')])
@@ -48,7 +58,8 @@ def test_official_and_timm_classifier(tmp_path, family, fmt, wrapper):
     _assert_complete(load_pretrained(target, dst, prefix=''))
     x = image()
     with torch.no_grad():
-        assert _max_diff(target(x, mode='tensor'), source(x)) < TOLERANCE
+        logits, final_tokens = source(x), source.forward_features(x)
+    _assert_same_twins(target, x, logits, final_tokens)
 
 
 @pytest.mark.parametrize('family', FAMILIES)
@@ -61,8 +72,10 @@ def test_mmpretrain_classifier(tmp_path, family):
     _assert_complete(load_pretrained(target, dst, prefix=''))
     x = image()
     with torch.no_grad():
-        assert _max_diff(target(x, mode='tensor'),
-                         source(x, mode='tensor')) < TOLERANCE
+        logits = source(x, mode='tensor')
+        # mmpretrain's backbone applies the final norm (norm_after_stage3) itself.
+        final_tokens = source.backbone(x)[-1].flatten(2).transpose(1, 2)
+    _assert_same_twins(target, x, logits, final_tokens)
 
 
 @pytest.mark.parametrize('family, norm_after_stage', [('twins-pcpvt', False),
@@ -108,6 +121,14 @@ def test_mmtwins_file_converts_to_itself(tmp_path):
     assert list(converted['state_dict']) == list(source.state_dict())
 
 
+def _assert_same_davit(target, timm_model, x):
+    """Logits and, as pooled logits vary little between images, the last map too."""
+    with torch.no_grad():
+        assert _max_diff(target(x, mode='tensor'), timm_model(x)) < TOLERANCE
+        last_map = target.backbone(x)[-1]
+        assert _max_diff(last_map, timm_model.forward_features(x)) < TOLERANCE
+
+
 def _timm_davit_from_official(official):
     """timm's DaViT loaded through timm's own official-key filter (the oracle)."""
     model = timm_davit()
@@ -121,10 +142,7 @@ def test_official_davit_classifier(tmp_path):
 
     target = mmtwins_davit_classifier()
     _assert_complete(load_pretrained(target, dst, prefix=''))
-    x = image()
-    with torch.no_grad():
-        expected = _timm_davit_from_official(official)(x)
-        assert _max_diff(target(x, mode='tensor'), expected) < TOLERANCE
+    _assert_same_davit(target, _timm_davit_from_official(official), image())
 
 
 def test_official_davit_dense_backbone(tmp_path):
@@ -153,9 +171,7 @@ def test_timm_davit_classifier(tmp_path):
 
     target = mmtwins_davit_classifier()
     _assert_complete(load_pretrained(target, dst, prefix=''))
-    x = image()
-    with torch.no_grad():
-        assert _max_diff(target(x, mode='tensor'), source(x)) < TOLERANCE
+    _assert_same_davit(target, source, image())
 
 
 def test_mmpretrain_davit_classifier_loads_but_is_not_equivalent(tmp_path):
@@ -170,12 +186,12 @@ def test_mmpretrain_davit_classifier_loads_but_is_not_equivalent(tmp_path):
         converted = to_reference(source.state_dict(), 'davit', 'mmpretrain')
     reference.load_state_dict(converted, strict=True)
     x = image()
+    # The same weights in the official computation...
+    _assert_same_davit(target, reference, x)
+    # ...which is not mmpretrain's (stem padding, norm before pooling).
     with torch.no_grad():
-        ours = target(x, mode='tensor')
-        # The same weights in the official computation...
-        assert _max_diff(ours, reference(x)) < TOLERANCE
-        # ...which is not mmpretrain's (stem padding, norm before pooling).
-        assert _max_diff(ours, source(x, mode='tensor')) > 1e-2
+        assert _max_diff(target(x, mode='tensor'),
+                         source(x, mode='tensor')) > 1e-2
 
 
 def test_mmpretrain_davit_dense_backbone_loads_completely(tmp_path):
