@@ -6,11 +6,13 @@ from torch import Tensor, nn
 
 from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
                          unwrap_state_dict)
+from .davit import BODY_RULES as DAVIT_BODY_RULES
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
 from .formats import BACKBONE_PREFIX, FORMATS, detect_format, split_backbone
 from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
 from .rename import StateDict, rename_keys
+from .twins import BODY_RULES as TWINS_BODY_RULES
 from .twins import HEAD_RULE as TWINS_HEAD_RULE
 from .twins import twins_to_reference
 
@@ -32,9 +34,16 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
         outside ``backbone.`` (decode heads, necks of dense models) is dropped
         with a warning.
 
+    Raises:
+        ValueError: If ``fmt`` is not a foreign format of ``family``.
+
     Example:
         >>> to_reference(mmpretrain_svt.state_dict(), 'twins-svt', 'mmpretrain')
     """
+    body_rules = DAVIT_BODY_RULES if family == 'davit' else TWINS_BODY_RULES
+    if fmt not in body_rules:
+        raise ValueError(f'No {fmt!r} format for {family}; known: '
+                         f'{", ".join(body_rules)}.')
     body, extras = split_backbone(state_dict)
     if family == 'davit':
         reference, head_rule = davit_to_reference(body, fmt), DAVIT_HEAD_RULE
@@ -97,6 +106,36 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
         return _with_backbone_prefix(state_dict), family, fmt
     reference = to_reference(state_dict, family, fmt)
     return _reference_to_mmtwins(reference, family), family, fmt
+
+
+def to_mmtwins_checkpoint(checkpoint: Mapping[str, Any],
+                          source: str = 'checkpoint') -> Mapping[str, Any]:
+    """Puts the weights of a loaded checkpoint in mmtwins naming, if they are not yet.
+
+    Twins and DaViT checkpoints of another format become ``{'state_dict': ..., 'meta':
+    {..., 'source_format': fmt, 'family': family}}``. mmtwins checkpoints, and checkpoints
+    of models that are neither Twins nor DaViT, are returned unchanged, for the caller's
+    usual loading (and its report of missing keys) to handle.
+
+    Args:
+        checkpoint: What :func:`~mmtwins.converters.read_checkpoint` returned.
+        source: Names the checkpoint in messages.
+
+    Example:
+        >>> checkpoint = to_mmtwins_checkpoint(read_checkpoint('alt_gvt_large.pth'))
+        >>> checkpoint['meta']['source_format']
+        'official'
+    """
+    try:
+        family, fmt = detect_format(unwrap_state_dict(checkpoint, source=source),
+                                    source=source)
+    except ValueError:
+        return checkpoint
+    if fmt == 'mmtwins':
+        return checkpoint
+    state_dict, _, _ = convert_to_mmtwins(checkpoint, source=source)
+    meta = dict(checkpoint.get('meta') or {}, source_format=fmt, family=family)
+    return {'state_dict': state_dict, 'meta': meta}
 
 
 def load_pretrained(module: nn.Module,

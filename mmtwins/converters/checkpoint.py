@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from .rename import StateDict
+from .trusted_checkpoint import trusted_runner_checkpoints
 
 #: Keys under which training scripts nest the weights, in the order tried.
 WRAPPER_KEYS = ('state_dict', 'model', 'state_dict_ema')
@@ -40,15 +41,17 @@ def _load_local(path: str, map_location: Any) -> Any:
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with trusted_runner_checkpoints():
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise _refusal(path, error) from error
 
 
 def _load_url(url: str, map_location: Any) -> Any:
     try:
-        return torch.hub.load_state_dict_from_url(
-            url, map_location=map_location, weights_only=True)
+        with trusted_runner_checkpoints():
+            return torch.hub.load_state_dict_from_url(
+                url, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise _refusal(url, error) from error
     except urllib.error.HTTPError as error:
@@ -60,6 +63,36 @@ def _load_url(url: str, map_location: Any) -> Any:
             f'for example load_pretrained_state_dict("/path/to/weights.pth") or '
             f'init_cfg=dict(type="Pretrained", checkpoint="/path/to/weights.pth").'
         ) from error
+
+
+def read_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
+    """Reads a checkpoint file or address without ever executing pickled code.
+
+    Every file is read with ``torch.load(weights_only=True)``; the only objects allowed
+    beyond tensors and plain containers are those of MMEngine runner checkpoints
+    (:func:`~mmtwins.converters.trusted_runner_checkpoints`), so mmtwins' own
+    checkpoints and weight files from elsewhere go through this one reader.
+
+    Args:
+        path: A local file, or an ``http(s)://`` address (downloaded through
+            ``torch.hub``'s cache).
+        map_location: Passed to ``torch.load``.
+
+    Returns:
+        What the file holds: a runner checkpoint dict, a wrapped or a flat state dict.
+
+    Raises:
+        FileNotFoundError: If the local file does not exist.
+        ValueError: If the file needs arbitrary objects unpickled (refused).
+        ConnectionError: If an address cannot be downloaded.
+
+    Example:
+        >>> checkpoint = read_checkpoint('work_dirs/svt-s/epoch_300.pth')
+        >>> checkpoint['meta']['epoch']
+        300
+    """
+    path = str(path)
+    return _load_url(path, map_location) if _is_url(path) else _load_local(path, map_location)
 
 
 def unwrap_state_dict(checkpoint: Mapping[str, Any],
@@ -130,10 +163,7 @@ def load_pretrained_state_dict(path: str,
     Example:
         >>> state_dict = load_pretrained_state_dict('twins_svt_small.pth')
     """
-    path = str(path)
-    checkpoint = (_load_url(path, map_location)
-                  if _is_url(path) else _load_local(path, map_location))
-    return unwrap_state_dict(checkpoint, key=key, source=path)
+    return unwrap_state_dict(read_checkpoint(path, map_location), key=key, source=str(path))
 
 
 def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None:

@@ -1,26 +1,32 @@
 """MMEngine's runner with the fixes mmtwins needs, each in one visible place.
 
-* Runner checkpoints load under torch >= 2.6 (see :mod:`mmtwins.engine.trusted_checkpoint`).
+* Checkpoints load under torch >= 2.6, whatever their format: MMEngine 0.10.7 reads its own
+  runner checkpoints with torch's ``weights_only=True`` default and fails on their message
+  hub. :func:`mmtwins.converters.read_checkpoint` reads them (and every other file) with
+  the allowlist of :mod:`mmtwins.converters.trusted_checkpoint`, and Twins / DaViT weights
+  of other formats (official, timm, mmpretrain, mmseg) are converted to mmtwins keys.
 * Distributed runs work on machines without GPUs, over the ``gloo`` backend: MMEngine 0.10.7
   calls ``torch.cuda.set_device`` while initialising a ``pytorch`` launch and hands
   ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel``, both of which fail without CUDA.
 """
 import datetime
 import os
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner as MMEngineRunner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
 from mmtwins.registry import RUNNERS
-from .trusted_checkpoint import trusted_runner_checkpoints
 
 
 @RUNNERS.register_module()
 class Runner(MMEngineRunner):
-    """An ``mmengine.runner.Runner`` that resumes under torch >= 2.6 and runs on CPU clusters.
+    """An ``mmengine.runner.Runner`` that loads any supported checkpoint and runs on CPUs.
 
     Example:
         >>> from mmengine.config import Config
@@ -28,10 +34,29 @@ class Runner(MMEngineRunner):
         >>> runner.train()
     """
 
-    def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
-        """Loads a checkpoint (for ``resume``, ``load_from`` and testing) via the trusted path."""
-        with trusted_runner_checkpoints():
-            return super().load_checkpoint(filename, *args, **kwargs)
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]) -> dict:
+        """Loads a checkpoint for ``resume``, ``load_from`` and testing.
+
+        Args:
+            filename: a local file or an ``http(s)://`` address: a runner checkpoint, or
+                Twins / DaViT weights in any format mmtwins converts.
+            map_location: as in :func:`torch.load`.
+            strict: whether every key of the model must be in the checkpoint.
+            revise_keys: ``(pattern, replacement)`` pairs applied to the checkpoint keys.
+        """
+        checkpoint = to_mmtwins_checkpoint(read_checkpoint(filename, map_location),
+                                           source=filename)
+        # From here on as MMEngine's Runner.load_checkpoint, after its file read.
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():

@@ -12,7 +12,8 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner as MMEngineRunner
 from torch.utils.data import Dataset
 
-from mmtwins.engine import Runner, load_runner_checkpoint
+from mmtwins.converters import read_checkpoint
+from mmtwins.engine import Runner
 
 
 # MMEngine keys its global logger and visualizer by experiment name: keep each runner's own.
@@ -73,13 +74,13 @@ def test_runner_checkpoint_needs_the_trusted_path(trained_work_dir):
     # The upstream problem this works around: weights_only=True refuses the message hub.
     with pytest.raises(pickle.UnpicklingError):
         torch.load(checkpoint, weights_only=True)
-    loaded = load_runner_checkpoint(checkpoint)
+    loaded = read_checkpoint(checkpoint)
     assert loaded['meta']['epoch'] == 2
     assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
 
 
 def test_resume_continues_from_the_saved_state(trained_work_dir):
-    saved = load_runner_checkpoint(osp.join(trained_work_dir, 'epoch_2.pth'))
+    saved = read_checkpoint(osp.join(trained_work_dir, 'epoch_2.pth'))
     runner = build_runner(trained_work_dir, max_epochs=3, resume=True)
     runner.load_or_resume()
     assert runner.epoch == 2 and runner.iter == 8
@@ -104,7 +105,7 @@ def test_mmengine_runner_cannot_resume_under_weights_only(trained_work_dir, tmp_
 def test_load_from_initialises_the_weights(trained_work_dir, tmp_path):
     runner = build_runner(str(tmp_path), load_from=osp.join(trained_work_dir, 'epoch_1.pth'))
     runner.load_or_resume()
-    saved = load_runner_checkpoint(osp.join(trained_work_dir, 'epoch_1.pth'))
+    saved = read_checkpoint(osp.join(trained_work_dir, 'epoch_1.pth'))
     assert torch.equal(runner.model.linear.weight, saved['state_dict']['linear.weight'])
     assert runner.epoch == 0
 
@@ -130,6 +131,6 @@ def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
     payload = payload_class(marker) if payload_class is _Payload else payload_class()
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': payload}, path)
-    with pytest.raises(pickle.UnpicklingError):
-        load_runner_checkpoint(str(path))
+    with pytest.raises(ValueError, match='refused to load'):
+        read_checkpoint(str(path))
     assert not marker.exists()

@@ -11,12 +11,13 @@ Rather than switching the check off (``weights_only=False`` or the global
 ``weights_only=True``, inside :func:`trusted_runner_checkpoints`, which allows exactly the
 objects those files contain. ``getattr`` in particular is replaced by a version that resolves
 nothing but the statistics methods of ``HistoryBuffer``, so no pickled payload can reach
-arbitrary attributes. Weight files from elsewhere never pass through here: they load with
-plain ``weights_only=True``.
+arbitrary attributes. :func:`mmtwins.converters.read_checkpoint`, the one reader of
+checkpoint files in mmtwins, reads every file this way: a file from elsewhere holding any
+other pickled object is refused.
 
 Example:
-    >>> from mmtwins.engine import load_runner_checkpoint
-    >>> checkpoint = load_runner_checkpoint('work_dirs/exp/epoch_1.pth')
+    >>> with trusted_runner_checkpoints():
+    ...     checkpoint = torch.load('work_dirs/exp/epoch_1.pth', weights_only=True)
     >>> sorted(checkpoint)
     ['message_hub', 'meta', 'optimizer', 'param_schedulers', 'state_dict']
 """
@@ -65,16 +66,3 @@ def trusted_runner_checkpoints() -> Iterator[None]:
     with torch.serialization.safe_globals(RUNNER_CHECKPOINT_GLOBALS):
         yield
 
-
-def load_runner_checkpoint(filename: str, map_location: Any = 'cpu') -> dict:
-    """Loads a runner checkpoint written by mmtwins (or any MMEngine runner).
-
-    Args:
-        filename: path of the ``.pth`` file.
-        map_location: as in :func:`torch.load`.
-
-    Returns:
-        The checkpoint dict (``meta``, ``state_dict``, ``message_hub``, ``optimizer``, ...).
-    """
-    with trusted_runner_checkpoints():
-        return torch.load(filename, map_location=map_location, weights_only=True)

@@ -1,0 +1,228 @@
+"""The model zoo: released models by name, built from their configs, with their weights.
+
+Names come from ``model-index.yml`` (one ``metafile.yml`` per family). Each model also
+answers to the names users know from mmpretrain's model zoo and from timm (``Alias``).
+
+Example:
+    >>> from mmtwins.apis import get_model, list_models
+    >>> list_models('*svt*')
+    ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
+    >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
+"""
+import copy
+import difflib
+import fnmatch
+import os.path as osp
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.fileio import load
+from mmengine.registry import MODELS, DefaultScope
+
+from mmtwins.converters import convert_to_mmtwins, load_into, read_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_INDEX = REPO_ROOT / 'model-index.yml'
+
+# The task a config is for, read from the library scope its components resolve in.
+TASKS = {'mmpretrain': 'classification', 'mmseg': 'segmentation', 'mmdet': 'detection'}
+
+
+class ModelInfo(NamedTuple):
+    """One released model of ``model-index.yml``."""
+    name: str
+    config: str
+    weights: Optional[str]
+    aliases: Tuple[str, ...]
+    metadata: dict
+    results: list
+
+
+def _read_model_index(index_path: Path) -> List[ModelInfo]:
+    infos = []
+    for metafile in load(str(index_path))['Import']:
+        metafile_path = index_path.parent / metafile
+        for entry in load(str(metafile_path)).get('Models', []):
+            infos.append(ModelInfo(
+                name=entry['Name'],
+                config=str(index_path.parent / entry['Config']),
+                weights=entry.get('Weights'),
+                aliases=tuple(entry.get('Alias', ())),
+                metadata=entry.get('Metadata', {}),
+                results=entry.get('Results', [])))
+    return infos
+
+
+class ModelZoo:
+    """Finds released models by name or alias (case-insensitive)."""
+
+    _by_name: Dict[str, ModelInfo] = {}
+    _names: Dict[str, str] = {}  # name or alias, lower case -> name
+
+    @classmethod
+    def _ensure_loaded(cls) -> None:
+        if cls._by_name:
+            return
+        if not MODEL_INDEX.is_file():
+            raise FileNotFoundError(
+                f'{MODEL_INDEX} not found: the model zoo needs the mmtwins repository '
+                f'(install it with `pip install -e .` from a checkout)')
+        for info in _read_model_index(MODEL_INDEX):
+            cls._by_name[info.name] = info
+            for name in (info.name, *info.aliases):
+                cls._names[name.lower()] = info.name
+
+    @classmethod
+    def names(cls) -> List[str]:
+        cls._ensure_loaded()
+        return sorted(cls._by_name)
+
+    @classmethod
+    def get(cls, name: str) -> ModelInfo:
+        """The model called ``name`` (or with that alias).
+
+        Raises:
+            ValueError: for an unknown name, suggesting close ones.
+        """
+        cls._ensure_loaded()
+        canonical = cls._names.get(name.lower())
+        if canonical is None:
+            close = difflib.get_close_matches(name.lower(), list(cls._names), n=10, cutoff=0.5)
+            suggestions = list(dict.fromkeys(cls._names[match] for match in close))[:3]
+            hint = f' Did you mean {" or ".join(suggestions)}?' if suggestions else ''
+            raise ValueError(f'unknown model name {name!r}.{hint} '
+                             f'mmtwins.list_models() lists all names.')
+        return cls._by_name[canonical]
+
+
+def list_models(pattern: Optional[str] = None, task: Optional[str] = None) -> List[str]:
+    """Names of the released models.
+
+    Args:
+        pattern: a shell-style wildcard pattern (``'*svt*'``), case-insensitive.
+        task: only models of this task: ``'classification'``, ``'segmentation'`` or
+            ``'detection'``.
+
+    Example:
+        >>> list_models('davit*')
+        ['davit-b_4xb256_in1k', 'davit-s_4xb256_in1k', 'davit-t_4xb256_in1k']
+    """
+    names = ModelZoo.names()
+    if pattern is not None:
+        names = [n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())]
+    if task is not None:
+        names = [n for n in names if task_of(Config.fromfile(ModelZoo.get(n).config)) == task]
+    return names
+
+
+def task_of(config: Config) -> str:
+    """The task of a config: the library scope its components resolve in."""
+    scope = config.get('default_scope')
+    if scope not in TASKS:
+        raise ValueError(f'cannot tell the task of a config with default_scope={scope!r}; '
+                         f'expected one of {sorted(TASKS)}')
+    return TASKS[scope]
+
+
+def _resolve(model: Union[str, Path, Config]) -> Tuple[Config, Optional[ModelInfo]]:
+    if isinstance(model, Config):
+        return copy.deepcopy(model), None
+    if str(model).endswith('.py'):
+        if not osp.isfile(model):
+            raise FileNotFoundError(f'config file {str(model)!r} does not exist')
+        return Config.fromfile(str(model)), None
+    info = ModelZoo.get(str(model))
+    return Config.fromfile(info.config), info
+
+
+def _dataset_meta(config: Config, checkpoint_meta: dict) -> dict:
+    """Class names: from the checkpoint if it has them, else from the test dataset class."""
+    if 'dataset_meta' in checkpoint_meta:
+        return checkpoint_meta['dataset_meta']
+    dataset_type = config.get('test_dataloader', {}).get('dataset', {}).get('type')
+    if dataset_type is None:
+        return {}
+    from mmengine.registry import DATASETS
+    if '.' not in dataset_type:
+        dataset_type = f'{config.default_scope}.{dataset_type}'
+    return dict(getattr(DATASETS.get(dataset_type), 'METAINFO', {}))
+
+
+def _downloaded_path(url: str) -> str:
+    """Where torch.hub keeps a downloaded file."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
+
+
+def _can_download(url: str) -> bool:
+    """Whether the host of ``url`` resolves (a quick, side-effect-free network check)."""
+    import socket
+    from urllib.parse import urlparse
+    try:
+        socket.getaddrinfo(urlparse(url).hostname, 443)
+    except OSError:
+        return False
+    return True
+
+
+def _load_pretrained(network: torch.nn.Module, path: str) -> dict:
+    """Loads weights of any supported format into a whole model; returns the file's meta."""
+    checkpoint = read_checkpoint(path)
+    state_dict, _, _ = convert_to_mmtwins(checkpoint, source=path)
+    if not load_into(network, state_dict, prefix='').loaded_keys:
+        raise ValueError(f'{path}: none of its weights fit {type(network).__name__}')
+    return checkpoint.get('meta') or {}
+
+
+def get_model(model: Union[str, Path, Config],
+              pretrained: Union[bool, str] = False,
+              device: Union[str, torch.device, None] = None,
+              **model_overrides) -> torch.nn.Module:
+    """Builds a model from a zoo name, an alias, a config file or a ``Config``.
+
+    Args:
+        model: ``'svt-s_8xb128_in1k'``, an alias such as
+            ``'twins-svt-small_3rdparty_8xb128_in1k'`` (mmpretrain) or ``'twins_svt_small'``
+            (timm), a ``.py`` config path, or a :class:`~mmengine.config.Config`.
+        pretrained: ``False``: fresh weights. ``True``: the published weights of a zoo
+            model (downloaded; without network, pass a local file instead). A path or
+            address: weights in any supported format (mmtwins, official, timm, mmpretrain,
+            mmseg), converted on the fly.
+        device: where to put the model; default CPU.
+        **model_overrides: merged into ``config.model``, e.g.
+            ``backbone=dict(out_indices=(0, 1, 2, 3))``.
+
+    Returns:
+        The model in eval mode, with ``_config``, ``_metainfo`` and ``_dataset_meta``
+        set as mmpretrain's inferencers expect.
+
+    Example:
+        >>> model = get_model('davit-tiny_3rdparty_in1k', pretrained='davit_tiny.pth')
+        >>> model.extract_feat(torch.rand(1, 3, 224, 224))[0].shape
+        torch.Size([1, 768])
+    """
+    config, info = _resolve(model)
+    if pretrained is True:
+        if info is None or not info.weights:
+            raise ValueError(f'{model!r} has no published weights in the model zoo; '
+                             f'pass pretrained=<path to a weight file> instead')
+        pretrained = info.weights
+        if not osp.isfile(_downloaded_path(pretrained)) and not _can_download(pretrained):
+            raise ConnectionError(
+                f'cannot download the weights of {info.name} ({pretrained}): no network. '
+                f'Download the file elsewhere, then pass it: get_model({info.name!r}, '
+                f'pretrained=\'/path/to/{osp.basename(pretrained)}\')')
+    if model_overrides:
+        config.merge_from_dict({'model': model_overrides})
+    model_cfg = config.model
+    model_cfg.setdefault('data_preprocessor', config.get('data_preprocessor'))
+    with DefaultScope.overwrite_default_scope(config.default_scope):
+        network = MODELS.build(model_cfg)
+    checkpoint_meta = _load_pretrained(network, str(pretrained)) if pretrained else {}
+    network._config = config
+    network._metainfo = info
+    network._dataset_meta = _dataset_meta(config, checkpoint_meta)
+    if device is not None:
+        network.to(device)
+    return network.eval()
