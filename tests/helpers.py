@@ -1,0 +1,62 @@
+"""Helpers shared by the tests: tiny architectures, a tiny real image dataset, configs."""
+import os.path as osp
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough to train a few iterations in seconds on 2 CPU cores.
+TINY_TWINS_ARCH = dict(
+    embed_dims=(16, 32, 32, 64),
+    depths=(1, 2, 1, 2),
+    num_heads=(1, 1, 2, 2),
+    mlp_ratios=(2, 2, 2, 2),
+    sr_ratios=(4, 2, 1, 1))
+TINY_DAVIT_ARCH = dict(
+    embed_dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2))
+
+
+def write_colour_classes(root: Path, images_per_class: int, size: int = 48, seed: int = 0):
+    """Writes an ImageNet-style folder of two classes that a model can tell apart.
+
+    ``red/`` holds reddish noise images and ``blue/`` bluish ones, as PNG files in
+    ``root/<class>/<n>.png``.
+    """
+    rng = np.random.default_rng(seed)
+    for label, channel in (('blue', 2), ('red', 0)):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(images_per_class):
+            image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+            image[..., channel] += 150
+            Image.fromarray(image).save(folder / f'{index}.png')
+
+
+def tiny_classification_config(base_config: str, arch: dict, data_root: Path,
+                               max_epochs: int = 1) -> str:
+    """Text of a config that inherits a real one, shrunk to a tiny model and dataset."""
+    loader = 'batch_size=4, num_workers=0, persistent_workers=False, pin_memory=False'
+    return f"""
+_base_ = [{osp.join(str(REPO_ROOT), base_config)!r}]
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, **{arch!r})),
+    neck=dict(in_channels={arch['embed_dims'][-1]}),
+    head=dict(num_classes=2, in_channels={arch['embed_dims'][-1]}))
+data_preprocessor = dict(num_classes=2)
+train_dataloader = dict(
+    {loader},
+    dataset=dict(_delete_=True, type='CustomDataset', data_root={str(data_root / 'train')!r},
+                 pipeline={{{{_base_.train_pipeline}}}}))
+val_dataloader = dict(
+    {loader},
+    dataset=dict(_delete_=True, type='CustomDataset', data_root={str(data_root / 'val')!r},
+                 pipeline={{{{_base_.test_pipeline}}}}))
+test_dataloader = val_dataloader
+val_evaluator = dict(topk=(1, ))
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs={max_epochs})
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0)
+"""

@@ -1,0 +1,113 @@
+"""The real train/test tools on a tiny dataset, single-process and distributed on CPU."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (REPO_ROOT, TINY_DAVIT_ARCH, TINY_TWINS_ARCH,
+                            tiny_classification_config)
+
+CONFIGS = {
+    'twins': ('configs/twins/svt-s_8xb128_in1k.py', TINY_TWINS_ARCH),
+    'davit': ('configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT_ARCH),
+}
+
+
+def run_tool(*args: str, cwd: Path = REPO_ROOT, timeout: int = 600):
+    # As in an activated environment: the dist_*.sh scripts call `python`.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ['PATH']])
+    env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
+    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def python_tool(script: str, *args: str, **kwargs):
+    return run_tool(sys.executable, str(REPO_ROOT / 'tools' / script), *args, **kwargs)
+
+
+def test_accuracy(work_dir: Path) -> float:
+    """The top-1 accuracy of the last ``tools/test.py`` run in ``work_dir``."""
+    metrics = sorted(work_dir.glob('*/*.json'), key=os.path.getmtime)
+    return json.loads(metrics[-1].read_text())['accuracy/top1']
+
+
+@pytest.fixture(scope='module', params=sorted(CONFIGS))
+def trained(request, colour_dataset, tmp_path_factory):
+    """A tiny model of each family trained for 2 epochs with tools/train.py."""
+    base_config, arch = CONFIGS[request.param]
+    work_dir = tmp_path_factory.mktemp(f'{request.param}_train')
+    config = work_dir / 'tiny.py'
+    config.write_text(tiny_classification_config(base_config, arch, colour_dataset, 2))
+    result = python_tool('train.py', str(config), '--work-dir', str(work_dir))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return config, work_dir
+
+
+test_accuracy.__test__ = False  # a helper, not a test
+
+
+def test_train_writes_checkpoints_and_validates(trained):
+    _, work_dir = trained
+    assert (work_dir / 'epoch_2.pth').is_file()
+    assert (work_dir / 'last_checkpoint').read_text().strip().endswith('epoch_2.pth')
+    logs = list(work_dir.glob('*/vis_data/scalars.json'))
+    records = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    assert any('accuracy/top1' in record for record in records)
+    assert any('loss' in record for record in records)
+
+
+def test_test_tool_evaluates_and_dumps_predictions(trained, tmp_path):
+    config, work_dir = trained
+    out = tmp_path / 'predictions.pkl'
+    result = python_tool('test.py', str(config), str(work_dir / 'epoch_2.pth'),
+                         '--work-dir', str(tmp_path), '--out', str(out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert 0.0 <= test_accuracy(tmp_path) <= 100.0
+    assert out.is_file() and out.stat().st_size > 0
+
+
+def test_resume_continues_training(trained, tmp_path):
+    config, work_dir = trained
+    result = python_tool('train.py', str(config), '--work-dir', str(tmp_path), '--resume',
+                         str(work_dir / 'epoch_1.pth'))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert 'resumed epoch: 1' in (result.stdout + result.stderr)
+    assert (tmp_path / 'epoch_2.pth').is_file() and not (tmp_path / 'epoch_1.pth').exists()
+
+
+def test_distributed_train_and_test_on_cpu(colour_dataset, tmp_path):
+    base_config, arch = CONFIGS['twins']
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_classification_config(base_config, arch, colour_dataset, 1))
+    train = run_tool('bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
+                     '--work-dir', str(tmp_path / 'dist'), cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-4000:]
+    checkpoint = tmp_path / 'dist' / 'epoch_1.pth'
+    assert checkpoint.is_file()
+
+    single = python_tool('test.py', str(config), str(checkpoint), '--work-dir',
+                         str(tmp_path / 'single_test'))
+    assert single.returncode == 0, single.stderr[-4000:]
+    distributed = run_tool('bash', str(REPO_ROOT / 'tools/dist_test.sh'), str(config),
+                           str(checkpoint), '2', '--work-dir', str(tmp_path / 'dist_test'),
+                           cwd=tmp_path)
+    assert distributed.returncode == 0, distributed.stderr[-4000:]
+    assert test_accuracy(tmp_path / 'dist_test') == test_accuracy(tmp_path / 'single_test')
+
+
+def test_missing_imagenet_stops_with_the_expected_layout(tmp_path):
+    result = python_tool('train.py', str(REPO_ROOT / 'configs/twins/svt-s_8xb128_in1k.py'),
+                         '--work-dir', str(tmp_path / 'work'), cwd=tmp_path)
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert "'data/imagenet'" in result.stderr
+    assert 'docs/classification.md#prepare-imagenet' in result.stderr
+
+
+def test_bad_config_path_is_named(tmp_path):
+    result = python_tool('test.py', 'configs/nope.py', 'weights.pth', cwd=tmp_path)
+    assert result.returncode == 1
+    assert "config file 'configs/nope.py' does not exist" in result.stderr
