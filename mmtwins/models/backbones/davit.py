@@ -137,8 +137,10 @@ class DaViT(PyramidBackbone):
         frozen_stages: -1: none; 0: the stem; k: the stem and stages 0..k-1.
         norm_eval: Keep normalisation layers in eval mode while training.
         with_cp: Gradient checkpointing of every DaViT block.
-        init_cfg: None: the official initialisation (truncated normal .02 for
-            Linear, LayerNorm 1/0).
+        init_cfg: mmengine ``init_cfg``. The official initialisation (truncated
+            normal .02 for Linear, LayerNorm 1/0, convolutions PyTorch's default)
+            runs when it is None or only ``Pretrained`` (which then loads over
+            it).
 
     Input sizes: any H, W >= 32; the stem pads to a multiple of 4 and each
     downsampling to an even size, so the maps are ``ceil(H / 4) x ceil(W / 4)``,

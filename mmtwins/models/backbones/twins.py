@@ -209,8 +209,10 @@ class TwinsPCPVT(_Twins):
         frozen_stages: -1: none; 0: the stem; k: the stem and stages 0..k-1.
         norm_eval: Keep normalisation layers in eval mode while training.
         with_cp: Gradient checkpointing of every block.
-        init_cfg: None: the official initialisation (truncated normal .02 for
-            Linear, LayerNorm 1/0, Conv2d normal with std sqrt(2 / fan_out)).
+        init_cfg: mmengine ``init_cfg``. The official initialisation (truncated
+            normal .02 for Linear, LayerNorm 1/0, Conv2d normal with std
+            sqrt(2 / fan_out), fan_out divided by the groups) runs when it is
+            None or only ``Pretrained`` (which then loads over it).
 
     Input sizes: any H, W >= 32; each patch embedding pads bottom/right to its
     stride, so the maps are ``ceil(H / 4) x ceil(W / 4)``, then halved (ceil).

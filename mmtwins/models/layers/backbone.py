@@ -28,8 +28,9 @@ class PyramidBackbone(BaseModule):
             LayerNorm has no running statistics, so this only matters for
             normalisation layers a user adds.
         with_cp: Gradient checkpointing of every block.
-        init_cfg: None for the family's official initialisation
-            (:meth:`official_init`), else an mmengine ``init_cfg``.
+        init_cfg: mmengine ``init_cfg``; None for the family's official
+            initialisation (:meth:`official_init`), which also runs before a
+            ``Pretrained`` one (see :meth:`init_weights`).
     """
 
     arch_zoo: Dict[str, Dict[str, Sequence]] = {}
@@ -121,11 +122,17 @@ class PyramidBackbone(BaseModule):
                 param.requires_grad = False
 
     def init_weights(self) -> None:
-        """Official initialisation when ``init_cfg`` is None, else ``init_cfg``."""
-        use_official = self.init_cfg is None and not self._is_init
-        super().init_weights()
-        if use_official:
+        """The official initialisation, then ``init_cfg``.
+
+        The official initialisation is skipped when ``init_cfg`` has initialisers
+        of its own; a ``Pretrained`` entry loads over it, so whatever the
+        checkpoint lacks keeps the official values.
+        """
+        init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
+            [self.init_cfg] if self.init_cfg else []
+        if not self._is_init and all(cfg['type'] == 'Pretrained' for cfg in init_cfgs):
             self.apply(self.official_init)
+        super().init_weights()
 
 
 def check_out_indices(out_indices: Union[int, Sequence[int]],

@@ -248,6 +248,24 @@ def test_init_cfg_replaces_the_official_init():
     assert linear.weight.eq(0.5).all() and linear.bias.eq(0.25).all()
 
 
+def test_pretrained_loads_over_the_official_init(tmp_path):
+    torch.manual_seed(0)
+    source = build_backbone(type='TwinsSVT', arch=TINY_SVT)
+    partial = {k: v for k, v in source.state_dict().items() if k.startswith('stages.0.')}
+    torch.save(partial, tmp_path / 'stage0.pth')
+    model = build_backbone(
+        type='TwinsSVT', arch=TINY_SVT,
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'stage0.pth')))
+    model.init_weights()
+    for key, value in model.state_dict().items():
+        if key.startswith('stages.0.'):
+            assert torch.equal(value, partial[key]), key
+    # The rest has the official init: std .02, where PyTorch's default for a
+    # 48 -> 96 Linear would be 1 / sqrt(3 * 48) = 0.083.
+    fc1 = model.stages[2].blocks[0].mlp.fc1
+    assert abs(fc1.weight.std().item() - 0.02) < 0.1 * 0.02 and not fc1.bias.any()
+
+
 @pytest.mark.parametrize('options,message', [
     (dict(arch='tiny'), "arch='tiny' is not a TwinsSVT arch; choose one of ['b', 'base', 'l', 'large', 's', 'small']"),
     (dict(arch=dict(TINY_SVT, sr_ratios=(8, 4))), 'one entry per stage'),
