@@ -104,3 +104,8 @@ def test_mmpretrain_dense_norms_stay_per_stage():
     assert sorted(result.missing_keys) == [
         'head.fc.bias', 'head.fc.weight', 'head.norm.bias', 'head.norm.weight']
     assert len(result.unexpected_keys) == 8
+
+
+def test_a_format_the_family_lacks_is_an_error():
+    with pytest.raises(ValueError, match="No 'mmseg' format for davit"):
+        to_reference(timm_davit().state_dict(), 'davit', 'mmseg')
