@@ -1,0 +1,71 @@
+"""Classifies an image with a model of the zoo or a config.
+
+Example:
+    python demo/image_demo.py demo/grace_hopper.jpg svt-s_8xb128_in1k \\
+        --checkpoint alt_gvt_small.pth --topk 5 --out-file grace_hopper_pred.jpg
+"""
+import argparse
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import mmcv
+import numpy as np
+
+from mmtwins.apis import get_model, inference_model
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Classify an image')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
+    parser.add_argument(
+        '--checkpoint', help='weights in any supported format (default: the published '
+        'weights of a zoo model, downloaded)')
+    parser.add_argument('--topk', type=int, default=5, help='how many classes to show')
+    parser.add_argument('--out-file', help='save the image with the predictions drawn on it')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    return parser.parse_args(argv)
+
+
+def top_predictions(scores: np.ndarray, classes: Optional[Sequence[str]],
+                    topk: int) -> List[Tuple[str, float]]:
+    """The ``topk`` best ``(class name or label, score)`` pairs, best first."""
+    labels = np.argsort(-scores)[:topk]
+    return [(classes[label] if classes else str(label), float(scores[label]))
+            for label in labels]
+
+
+def draw_predictions(image_path: str, predictions: List[Tuple[str, float]],
+                     out_file: str) -> None:
+    """Writes the image with one ``score class`` line per prediction in its top-left corner."""
+    image = mmcv.imread(image_path)
+    scale = max(image.shape[:2]) / 600
+    for row, (name, score) in enumerate(predictions):
+        origin = (int(10 * scale), int((30 + 30 * row) * scale))
+        text = f'{score:.3f} {name}'
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0),
+                    int(4 * scale) + 1)
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale,
+                    (255, 255, 255), int(2 * scale) + 1)
+    mmcv.imwrite(image, out_file)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        model = get_model(args.model, pretrained=args.checkpoint or True, device=args.device)
+        result = inference_model(model, args.image)
+    except (FileNotFoundError, ValueError, ConnectionError) as error:
+        sys.exit(f'error: {error}')
+    predictions = top_predictions(result['pred_scores'], model._dataset_meta.get('classes'),
+                                  args.topk)
+    for rank, (name, score) in enumerate(predictions, 1):
+        print(f'{rank}. {name}: {score:.4f}')
+    if args.out_file:
+        draw_predictions(args.image, predictions, args.out_file)
+        print(f'saved {args.out_file}')
+
+
+if __name__ == '__main__':
+    main()
