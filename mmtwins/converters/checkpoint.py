@@ -31,8 +31,9 @@ def _refusal(source: str, error: pickle.UnpicklingError) -> ValueError:
     reason = match.group(1) if match else str(error).splitlines()[0]
     return ValueError(
         f'{source}: refused to load. Weight files are read with '
-        f'torch.load(weights_only=True), which only accepts tensors and plain '
-        f'containers, never arbitrary pickled objects ({reason}). If you trust '
+        f'torch.load(weights_only=True), which accepts tensors, plain containers '
+        f'and the objects of MMEngine runner checkpoints, never arbitrary pickled '
+        f'objects ({reason}). If you trust '
         f'the file, re-save just its weights elsewhere, for example '
         f'torch.save(torch.load(path, weights_only=False)["state_dict"], new_path).')
 

@@ -2,8 +2,10 @@
 import argparse
 import os
 
+import numpy as np
 import pytest
 import torch
+from mmengine.logging import HistoryBuffer
 from torch import nn
 
 from mmtwins.converters import (load_into, load_pretrained_state_dict,
@@ -126,3 +128,13 @@ def test_load_into_refuses_other_shapes():
     with pytest.raises(ValueError, match=r'layer.weight: checkpoint \(2, 3\), '
                                          r'model \(2, 4\)'):
         load_into(backbone, {'backbone.layer.weight': torch.ones(2, 3)})
+
+
+def test_reads_weights_from_an_mmengine_runner_checkpoint(tmp_path):
+    loss = HistoryBuffer()
+    loss.update(np.float64(0.5))
+    path = tmp_path / 'epoch_300.pth'
+    torch.save({'meta': {'seed': np.int64(0), 'epoch': 300},
+                'state_dict': _weights(),
+                'message_hub': {'log_scalars': {'train/loss': loss}}}, path)
+    _assert_same(load_pretrained_state_dict(str(path)), _weights())
