@@ -8,7 +8,7 @@ downsampling), then DaViT blocks, each a spatial (window attention) block follow
 a channel (attention across channels) block; both have a convolutional position
 encoding before each of their two residual branches.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -195,8 +195,6 @@ class DaViT(PyramidBackbone):
                  init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(arch, in_channels, out_indices, frozen_stages,
                          norm_eval, with_cp, init_cfg)
-        if window_size < 1:
-            raise ValueError(f'window_size={window_size!r} must be positive')
         check_rate('drop_rate', drop_rate)
         check_rate('attn_drop_rate', attn_drop_rate)
         check_rate('drop_path_rate', drop_path_rate)

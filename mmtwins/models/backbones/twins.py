@@ -111,10 +111,11 @@ def init_twins_weights(module: nn.Module) -> None:
 
 
 class _Twins(PyramidBackbone):
-    """The Twins trunk; PCPVT and SVT differ in ``arch_zoo`` and ``window_size``.
+    """The Twins trunk; PCPVT and SVT differ in ``arch_zoo`` and ``windows``.
 
-    ``window_size=None`` makes every block GSA (PCPVT); an int makes even-indexed
-    blocks LSA with that window (SVT). See :class:`TwinsPCPVT` for the arguments.
+    ``windows=None`` makes every block GSA (PCPVT); a dict of ``window_size`` and
+    ``window_padding`` makes the even-indexed blocks LSA with those settings (SVT).
+    See :class:`TwinsPCPVT` for the other arguments.
     """
 
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
@@ -122,8 +123,7 @@ class _Twins(PyramidBackbone):
 
     def __init__(self,
                  arch: Union[str, dict],
-                 window_size: Optional[int],
-                 window_padding: str = 'mask',
+                 windows: Optional[dict],
                  in_channels: int = 3,
                  out_indices: Union[int, Sequence[int]] = -1,
                  qkv_bias: bool = True,
@@ -142,8 +142,6 @@ class _Twins(PyramidBackbone):
         if len(norm_after_stage) != self.num_stages:
             raise ValueError(f'norm_after_stage={norm_after_stage!r} needs one '
                              f'bool per stage ({self.num_stages})')
-        if window_size is not None and window_size < 1:
-            raise ValueError(f'window_size={window_size!r} must be positive')
         check_rate('drop_rate', drop_rate)
         check_rate('attn_drop_rate', attn_drop_rate)
         check_rate('drop_path_rate', drop_path_rate)
@@ -156,9 +154,8 @@ class _Twins(PyramidBackbone):
 
         def attention(stage: int, block: int) -> nn.Module:
             dims, heads = settings['embed_dims'][stage], settings['num_heads'][stage]
-            if window_size is not None and block % 2 == 0:
-                return WindowAttention(dims, heads, window_size, window_padding,
-                                       **attn_kwargs)
+            if windows is not None and block % 2 == 0:
+                return WindowAttention(dims, heads, **windows, **attn_kwargs)
             return GlobalSubsampledAttention(dims, heads,
                                              settings['sr_ratios'][stage],
                                              **attn_kwargs)
@@ -241,7 +238,7 @@ class TwinsPCPVT(_Twins):
     }
 
     def __init__(self, arch: Union[str, dict] = 'small', **kwargs) -> None:
-        super().__init__(arch, window_size=None, **kwargs)
+        super().__init__(arch, windows=None, **kwargs)
 
 
 @MODELS.register_module()
@@ -287,5 +284,7 @@ class TwinsSVT(_Twins):
                  window_size: int = 7,
                  window_padding: str = 'mask',
                  **kwargs) -> None:
-        super().__init__(arch, window_size=window_size,
-                         window_padding=window_padding, **kwargs)
+        super().__init__(
+            arch,
+            windows=dict(window_size=window_size, window_padding=window_padding),
+            **kwargs)

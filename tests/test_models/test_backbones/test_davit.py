@@ -236,7 +236,8 @@ def test_official_init():
 
 
 @pytest.mark.parametrize('options,message', [
-    (dict(arch='xl'), "arch='xl' is not a DaViT arch; choose one of ['b', 'base', 'g', 'giant', 'h', 'huge', 'l', 'large', 's', 'small', 't', 'tiny']"),
+    (dict(arch='xl'), "arch='xl' is not a DaViT arch; choose one of ['b', 'base', "
+     "'g', 'giant', 'h', 'huge', 'l', 'large', 's', 'small', 't', 'tiny']"),
     (dict(arch=dict(TINY_DAVIT, window_size=7)), "unknown ['window_size']"),
     (dict(out_indices=(4, )), 'out_indices=(4,): 4 is out of range for 4 stages'),
     (dict(out_indices=()), 'non-empty sequence of ints'),

@@ -1,5 +1,6 @@
 """TwinsPCPVT and TwinsSVT: parity with timm, sizes, options, argument checks."""
 import math
+import re
 
 import pytest
 import timm
@@ -184,9 +185,10 @@ def test_norm_after_stage_feeds_the_next_stage():
     for out in outs:  # normalised over channels, with LayerNorm weight 1, bias 0
         torch.testing.assert_close(out.mean(1), torch.zeros_like(out[:, 0]),
                                    atol=1e-5, rtol=0)
-    names = [n for n, _ in model.named_parameters() if '.norm.' in n and 'blocks' not in n
-             and 'patch_embed' not in n]
+    names = [n for n, _ in model.named_parameters()
+             if re.fullmatch(r'stages\.\d+\.norm\.\w+', n)]
     assert names == [f'stages.{i}.norm.{p}' for i in range(4) for p in ('weight', 'bias')]
+    assert model.stages[0].norm.eps == 1e-6
 
 
 def test_norm_after_stage_per_stage():
@@ -267,7 +269,8 @@ def test_pretrained_loads_over_the_official_init(tmp_path):
 
 
 @pytest.mark.parametrize('options,message', [
-    (dict(arch='tiny'), "arch='tiny' is not a TwinsSVT arch; choose one of ['b', 'base', 'l', 'large', 's', 'small']"),
+    (dict(arch='tiny'), "arch='tiny' is not a TwinsSVT arch; choose one of "
+     "['b', 'base', 'l', 'large', 's', 'small']"),
     (dict(arch=dict(TINY_SVT, sr_ratios=(8, 4))), 'one entry per stage'),
     (dict(arch={k: v for k, v in TINY_SVT.items() if k != 'mlp_ratios'}),
      "missing ['mlp_ratios']"),
@@ -276,9 +279,11 @@ def test_pretrained_loads_over_the_official_init(tmp_path):
     (dict(frozen_stages=9), 'frozen_stages=9 must be an int in [-1, 4]'),
     (dict(drop_path_rate=1.5), 'drop_path_rate=1.5 must be in [0, 1)'),
     (dict(window_padding='reflect'), "window_padding='reflect' is not one of"),
+    (dict(window_size=0), 'window_size=0 must be positive'),
     (dict(norm_after_stage=(True, False)), 'norm_after_stage'),
     (dict(in_channels=0), 'in_channels=0 must be a positive int'),
-    (dict(arch=dict(TINY_SVT, num_heads=(3, 2, 3, 4))), 'embed_dims=16 is not a multiple of num_heads=3'),
+    (dict(arch=dict(TINY_SVT, num_heads=(3, 2, 3, 4))),
+     'embed_dims=16 is not a multiple of num_heads=3'),
 ])
 def test_bad_arguments(options, message):
     options = dict(dict(arch=TINY_SVT), **options)
@@ -287,6 +292,7 @@ def test_bad_arguments(options, message):
     assert message in str(error.value)
 
 
-def test_pcpvt_has_no_window_options():
-    with pytest.raises(TypeError, match='window_size'):
-        build_backbone(type='TwinsPCPVT', arch=TINY_PCPVT, window_size=7)
+@pytest.mark.parametrize('option', [dict(window_size=7), dict(window_padding='zero')])
+def test_pcpvt_has_no_window_options(option):
+    with pytest.raises(TypeError, match=next(iter(option))):
+        build_backbone(type='TwinsPCPVT', arch=TINY_PCPVT, **option)
