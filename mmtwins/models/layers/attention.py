@@ -70,17 +70,26 @@ class MultiheadAttention(nn.Module):
         Returns:
             ``(B, N, C)``.
         """
-        if context is None:
-            q, k, v = self._split_heads(self.qkv(x), 3)
-        else:
-            q_weight, kv_weight = self.qkv.weight.split(
-                [self.embed_dims, 2 * self.embed_dims])
-            q_bias, kv_bias = (None, None) if self.qkv.bias is None else \
-                self.qkv.bias.split([self.embed_dims, 2 * self.embed_dims])
-            q, = self._split_heads(F.linear(x, q_weight, q_bias), 1)
-            k, v = self._split_heads(F.linear(context, kv_weight, kv_bias), 2)
+        q, k, v = self.split_qkv(x, context)
         out = self.attend(q, k, v, attn_mask)
-        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
+        return self.project(out.transpose(1, 2).flatten(2))
+
+    def split_qkv(self, x: Tensor,
+                  context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Queries from ``x``, keys and values from ``context`` (default ``x``).
+
+        Returns:
+            ``q, k, v`` views of shape ``(B, heads, N or M, head_dim)``.
+        """
+        if context is None:
+            return self._split_heads(self.qkv(x), 3)
+        q_weight, kv_weight = self.qkv.weight.split(
+            [self.embed_dims, 2 * self.embed_dims])
+        q_bias, kv_bias = (None, None) if self.qkv.bias is None else \
+            self.qkv.bias.split([self.embed_dims, 2 * self.embed_dims])
+        q, = self._split_heads(F.linear(x, q_weight, q_bias), 1)
+        k, v = self._split_heads(F.linear(context, kv_weight, kv_bias), 2)
+        return q, k, v
 
     def attend(self,
                q: Tensor,
@@ -91,6 +100,10 @@ class MultiheadAttention(nn.Module):
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask,
             dropout_p=self.attn_drop if self.training else 0.)
+
+    def project(self, x: Tensor) -> Tensor:
+        """The output projection (and its dropout) of heads merged into C channels."""
+        return self.proj_drop(self.proj(x))
 
     def _split_heads(self, x: Tensor, parts: int) -> Tuple[Tensor, ...]:
         """``(B, N, parts * C)`` -> ``parts`` views of shape ``(B, heads, N, head_dim)``."""
@@ -148,6 +161,10 @@ class WindowAttention(MultiheadAttention):
             if self.window_padding == 'mask':
                 attn_mask = window_key_mask(height, width, size,
                                             x.device).repeat(batch, 1, 1, 1)
-        out = super().forward(window_partition(x, size), attn_mask=attn_mask)
-        out = window_reverse(out, size, height + pad_bottom, width + pad_right)
-        return out[:, :height, :width]
+        q, k, v = self.split_qkv(window_partition(x, size))
+        # One copy merges the heads and puts the windows back in place; the
+        # projection then runs on the whole map, padding included, which costs
+        # less than copying the cropped map again.
+        out = window_reverse(self.attend(q, k, v, attn_mask), size,
+                             height + pad_bottom, width + pad_right)
+        return self.project(out)[:, :height, :width]

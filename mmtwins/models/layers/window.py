@@ -25,26 +25,29 @@ def window_partition(x: Tensor, window_size: int) -> Tensor:
 
 def window_reverse(windows: Tensor, window_size: int, height: int,
                    width: int) -> Tensor:
-    """Inverse of :func:`window_partition`.
+    """Inverse of :func:`window_partition` that also merges attention heads.
 
     Args:
-        windows: ``(B * num_windows, window_size**2, C)``.
+        windows: ``(B * num_windows, heads, window_size**2, head_dim)``, the
+            layout of attention outputs; ``windows.unsqueeze(1)`` for plain windows.
         window_size: Side of the square windows.
         height: Height of the (padded) map, a multiple of ``window_size``.
         width: Width of the (padded) map, a multiple of ``window_size``.
 
     Returns:
-        ``(B, height, width, C)``.
+        ``(B, height, width, heads * head_dim)``, in one copy.
 
     Example:
         >>> x = torch.rand(2, 14, 21, 8)
-        >>> torch.equal(window_reverse(window_partition(x, 7), 7, 14, 21), x)
+        >>> windows = window_partition(x, 7).unsqueeze(1)
+        >>> torch.equal(window_reverse(windows, 7, 14, 21), x)
         True
     """
-    channels = windows.shape[-1]
+    _, heads, _, head_dims = windows.shape
     rows, cols = height // window_size, width // window_size
-    return windows.view(-1, rows, cols, window_size, window_size,
-                        channels).transpose(2, 3).reshape(-1, height, width, channels)
+    return windows.view(-1, rows, cols, heads, window_size, window_size,
+                        head_dims).permute(0, 1, 4, 2, 5, 3, 6).reshape(
+                            -1, height, width, heads * head_dims)
 
 
 def window_key_mask(height: int, width: int, window_size: int,

@@ -12,7 +12,14 @@ def test_partition_reverse_round_trip():
     # Window (row 1, column 2) of image 1 holds the matching 7x7 crop, row-major.
     torch.testing.assert_close(windows[1 * 6 + 1 * 3 + 2],
                                x[1, 7:14, 14:21].reshape(49, 5))
-    assert torch.equal(window_reverse(windows, 7, 14, 21), x)
+    assert torch.equal(window_reverse(windows.unsqueeze(1), 7, 14, 21), x)
+
+
+def test_reverse_merges_heads_like_a_transpose():
+    heads = torch.rand(12, 3, 49, 4)  # (windows, heads, tokens, head_dim)
+    merged = heads.transpose(1, 2).flatten(2).unsqueeze(1)
+    assert torch.equal(window_reverse(heads, 7, 14, 21),
+                       window_reverse(merged, 7, 14, 21))
 
 
 # Heights and widths with both pads, only one pad (where the references' mask, built
