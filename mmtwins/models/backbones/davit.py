@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from mmtwins.registry import MODELS
 from ..layers import (MultiheadAttention, PatchEmbed, PyramidBackbone,
-                      TransformerBlock, WindowAttention, check_rate, run_block)
+                      TransformerBlock, WindowAttention, check_rates, run_block)
 
 
 class ChannelAttention(MultiheadAttention):
@@ -195,9 +195,8 @@ class DaViT(PyramidBackbone):
                  init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(arch, in_channels, out_indices, frozen_stages,
                          norm_eval, with_cp, init_cfg)
-        check_rate('drop_rate', drop_rate)
-        check_rate('attn_drop_rate', attn_drop_rate)
-        check_rate('drop_path_rate', drop_path_rate)
+        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=drop_path_rate)
         settings = self.arch_settings
         attn_kwargs = dict(
             qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)

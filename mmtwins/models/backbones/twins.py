@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from mmtwins.registry import MODELS
 from ..layers import (ConvPositionEncoding, MultiheadAttention, PatchEmbed,
                       PyramidBackbone, TransformerBlock, WindowAttention,
-                      check_rate, run_block)
+                      check_rates, run_block)
 
 BLOCK_NORM_EPS = 1e-6
 
@@ -142,9 +142,8 @@ class _Twins(PyramidBackbone):
         if len(norm_after_stage) != self.num_stages:
             raise ValueError(f'norm_after_stage={norm_after_stage!r} needs one '
                              f'bool per stage ({self.num_stages})')
-        check_rate('drop_rate', drop_rate)
-        check_rate('attn_drop_rate', attn_drop_rate)
-        check_rate('drop_path_rate', drop_path_rate)
+        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=drop_path_rate)
         settings = self.arch_settings
         attn_kwargs = dict(
             qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)

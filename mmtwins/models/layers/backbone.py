@@ -157,8 +157,14 @@ def check_out_indices(out_indices: Union[int, Sequence[int]],
     return tuple(normalised)
 
 
-def check_rate(name: str, value: float) -> float:
-    """Checks that a dropout-like probability lies in [0, 1)."""
-    if not 0 <= value < 1:
-        raise ValueError(f'{name}={value!r} must be in [0, 1)')
-    return value
+def check_rates(**rates: float) -> None:
+    """Checks that every dropout-like probability, given by name, lies in [0, 1).
+
+    Example:
+        >>> check_rates(drop_rate=0.1, drop_path_rate=1.5)
+        Traceback (most recent call last):
+        ValueError: drop_path_rate=1.5 must be in [0, 1)
+    """
+    for name, value in rates.items():
+        if not 0 <= value < 1:
+            raise ValueError(f'{name}={value!r} must be in [0, 1)')
