@@ -5,6 +5,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmtwins.converters import load_pretrained
+
 _NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
 
 
@@ -124,15 +126,27 @@ class PyramidBackbone(BaseModule):
     def init_weights(self) -> None:
         """The official initialisation, then ``init_cfg``.
 
-        The official initialisation is skipped when ``init_cfg`` has initialisers
-        of its own; a ``Pretrained`` entry loads over it, so whatever the
-        checkpoint lacks keeps the official values.
+        The official initialisation is skipped when ``init_cfg`` has initialisers of its
+        own. A ``Pretrained`` entry is loaded by mmtwins' converters instead of MMEngine's
+        ``PretrainedInit``: the file may be in any supported format (official, timm,
+        mmpretrain, mmseg or mmtwins, told apart by its keys), is read without executing
+        pickled code, and the backbone part of it (``prefix``, default ``'backbone.'``) is
+        loaded over the official values, so whatever it lacks (the per-stage norms of a
+        dense model initialised from a classifier) keeps them; the keys are reported.
         """
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
             [self.init_cfg] if self.init_cfg else []
-        if not self._is_init and all(cfg['type'] == 'Pretrained' for cfg in init_cfgs):
+        pretrained = [cfg for cfg in init_cfgs if cfg['type'] == 'Pretrained']
+        initialisers = [cfg for cfg in init_cfgs if cfg['type'] != 'Pretrained']
+        if not self._is_init and not initialisers:
             self.apply(self.official_init)
-        super().init_weights()
+        self.init_cfg, init_cfg = initialisers or None, self.init_cfg
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
+            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or 'backbone.')
 
 
 def check_out_indices(out_indices: Union[int, Sequence[int]],
