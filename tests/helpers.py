@@ -7,15 +7,17 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Small enough to train a few iterations in seconds on 2 CPU cores.
-TINY_TWINS_ARCH = dict(
-    embed_dims=(16, 32, 32, 64),
-    depths=(1, 2, 1, 2),
-    num_heads=(1, 1, 2, 2),
+# Small enough for fast tests, big enough to exercise every code path: GSA with and
+# without sub-sampling, LSA, several blocks per stage, several heads.
+TINY_PCPVT = dict(
+    embed_dims=(16, 32, 48, 64),
+    depths=(2, 1, 2, 1),
+    num_heads=(1, 2, 3, 4),
     mlp_ratios=(2, 2, 2, 2),
-    sr_ratios=(4, 2, 1, 1))
-TINY_DAVIT_ARCH = dict(
-    embed_dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2))
+    sr_ratios=(8, 4, 2, 1))
+TINY_SVT = dict(TINY_PCPVT, depths=(2, 2, 2, 2))
+TINY_DAVIT = dict(
+    embed_dims=(16, 32, 48, 64), depths=(1, 1, 2, 1), num_heads=(1, 2, 3, 4))
 
 
 def write_colour_classes(root: Path, images_per_class: int, size: int = 48, seed: int = 0):

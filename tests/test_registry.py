@@ -10,14 +10,9 @@ from mmengine.registry import DefaultScope
 from mmengine.visualization import Visualizer
 
 from mmtwins.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
+from tests.helpers import TINY_DAVIT, TINY_PCPVT, TINY_SVT
 
-TINY_ARCH = dict(
-    embed_dims=(16, 32, 32, 64),
-    depths=(1, 2, 1, 2),
-    num_heads=(1, 1, 2, 2),
-    mlp_ratios=(2, 2, 2, 2),
-    sr_ratios=(4, 2, 1, 1))
-TINY_CHANNELS = list(TINY_ARCH['embed_dims'])
+TINY_CHANNELS = list(TINY_SVT['embed_dims'])
 
 # Configs as a user of each library writes them: the library's own base config, one of our
 # backbones swapped in by name, mmtwins imported through custom_imports.
@@ -27,7 +22,7 @@ LIBRARY_CONFIGS = {
         default_scope = 'mmpretrain'
         custom_imports = dict(imports=['mmtwins.models'], allow_failed_imports=False)
         model = dict(
-            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_ARCH}),
+            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_SVT}),
             neck=dict(_delete_=True, type='mmtwins.NormPoolNeck', in_channels=64),
             head=dict(num_classes=10, in_channels=64))
         """,
@@ -37,17 +32,17 @@ LIBRARY_CONFIGS = {
         custom_imports = dict(imports=['mmtwins.models'], allow_failed_imports=False)
         model = dict(
             pretrained=None,  # mmseg hands this to the backbone; ours take init_cfg
-            backbone=dict(_delete_=True, type='mmtwins.TwinsPCPVT', arch={TINY_ARCH},
+            backbone=dict(_delete_=True, type='mmtwins.TwinsPCPVT', arch={TINY_PCPVT},
                           out_indices=(0, 1, 2, 3)),
             decode_head=dict(in_channels={TINY_CHANNELS}, channels=32, num_classes=5),
-            auxiliary_head=dict(in_channels=32, channels=16, num_classes=5))
+            auxiliary_head=dict(in_channels=48, channels=16, num_classes=5))
         """,
     'mmdet': f"""
         _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
         default_scope = 'mmdet'
         custom_imports = dict(imports=['mmtwins.models'], allow_failed_imports=False)
         model = dict(
-            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_ARCH},
+            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_SVT},
                           out_indices=(0, 1, 2, 3)),
             neck=dict(in_channels={TINY_CHANNELS}))
         """,
@@ -79,7 +74,7 @@ def test_library_config_uses_an_mmtwins_backbone(library, tmp_path):
     assert backbone_module.startswith('mmtwins.models.backbones')
     expected = {
         'mmpretrain': ('ImageClassifier', '[(1, 64)]'),
-        'mmseg': ('EncoderDecoder', '[(1, 16, 16, 24), (1, 32, 8, 12), (1, 32, 4, 6), (1, 64, 2, 3)]'),
+        'mmseg': ('EncoderDecoder', '[(1, 16, 16, 24), (1, 32, 8, 12), (1, 48, 4, 6), (1, 64, 2, 3)]'),
         'mmdet': ('MaskRCNN', '[(1, 256, 16, 24), (1, 256, 8, 12), (1, 256, 4, 6), '
                   '(1, 256, 2, 3), (1, 256, 1, 2)]'),
     }[library]
@@ -99,7 +94,7 @@ def test_mmtwins_config_builds_models_of_the_three_libraries(mmtwins_scope, tmp_
         default_scope = 'mmtwins'
         model = dict(
             _scope_='mmdet',
-            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_ARCH},
+            backbone=dict(_delete_=True, type='mmtwins.TwinsSVT', arch={TINY_SVT},
                           out_indices=(0, 1, 2, 3)),
             neck=dict(in_channels={TINY_CHANNELS}))
         """))
@@ -109,14 +104,13 @@ def test_mmtwins_config_builds_models_of_the_three_libraries(mmtwins_scope, tmp_
     classifier = MODELS.build(dict(
         _scope_='mmpretrain',
         type='ImageClassifier',
-        backbone=dict(type='mmtwins.DaViT', arch=dict(
-            embed_dims=(16, 32, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2))),
+        backbone=dict(type='mmtwins.DaViT', arch=TINY_DAVIT),
         neck=dict(type='mmtwins.NormPoolNeck', in_channels=64, order='pool_norm', eps=1e-5),
         head=dict(type='LinearClsHead', num_classes=3, in_channels=64)))
     segmentor = MODELS.build(dict(
         _scope_='mmseg',
         type='EncoderDecoder',
-        backbone=dict(type='mmtwins.TwinsPCPVT', arch=TINY_ARCH, out_indices=(0, 1, 2, 3)),
+        backbone=dict(type='mmtwins.TwinsPCPVT', arch=TINY_PCPVT, out_indices=(0, 1, 2, 3)),
         decode_head=dict(type='FPNHead', in_channels=TINY_CHANNELS, in_index=[0, 1, 2, 3],
                          feature_strides=[4, 8, 16, 32], channels=16, num_classes=3)))
     assert [type(m).__name__ for m in (detector, classifier, segmentor)] == [

@@ -6,21 +6,16 @@ Example:
     bash tools/dist_train.sh CONFIG 8                  # distributed (torchrun)
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 from mmtwins.engine import Runner
-from mmtwins.utils import ConfigError, DatasetNotFoundError, check_data_paths, load_config
+from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
+                           apply_runner_arguments, check_data_paths, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--work-dir', help='folder for logs and checkpoints '
-                        '(default: work_dirs/<config name>)')
     parser.add_argument(
         '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
         help='resume from CHECKPOINT, or without a value from the latest checkpoint of the '
@@ -30,25 +25,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the learning rate by the actual total batch size (linear scaling rule)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-        help='override config settings, e.g. train_cfg.max_epochs=10')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser)
+    return parser.parse_args(argv)
 
 
 def merge_args(cfg, args):
     """Applies the command-line options to the config."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_runner_arguments(cfg, args, args.config)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.amp:

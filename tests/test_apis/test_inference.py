@@ -9,7 +9,7 @@ import torch
 
 from mmtwins import inference_model
 from mmtwins.apis import get_model
-from tests.helpers import REPO_ROOT, TINY_DAVIT_ARCH
+from tests.helpers import REPO_ROOT, TINY_DAVIT
 
 DEMO_IMAGE = str(REPO_ROOT / 'demo/grace_hopper.jpg')
 
@@ -17,7 +17,7 @@ DEMO_IMAGE = str(REPO_ROOT / 'demo/grace_hopper.jpg')
 @pytest.fixture(scope='module')
 def tiny_davit():
     return get_model('davit-t_4xb256_in1k',
-                     backbone=dict(arch=dict(_delete_=True, **TINY_DAVIT_ARCH)),
+                     backbone=dict(arch=dict(_delete_=True, **TINY_DAVIT)),
                      neck=dict(in_channels=64), head=dict(in_channels=64))
 
 

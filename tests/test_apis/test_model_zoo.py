@@ -5,7 +5,7 @@ import torch
 
 import mmtwins
 from mmtwins.apis import ModelZoo, get_model, list_models, model_zoo
-from tests.helpers import REPO_ROOT, TINY_TWINS_ARCH
+from tests.helpers import REPO_ROOT, TINY_SVT
 
 
 def test_list_models_patterns_and_tasks():
@@ -56,11 +56,11 @@ def test_get_model_loads_official_weights_of_a_timm_model(tmp_path):
 
 def test_get_model_from_a_config_file_with_overrides():
     model = get_model(str(REPO_ROOT / 'configs/twins/pcpvt-s_8xb128_in1k.py'),
-                      backbone=dict(arch=dict(_delete_=True, **TINY_TWINS_ARCH),
+                      backbone=dict(arch=dict(_delete_=True, **TINY_SVT),
                                     out_indices=(0, 1, 2, 3)),
                       neck=dict(in_channels=64), head=dict(in_channels=64))
     features = model.backbone(torch.rand(1, 3, 64, 64))
-    assert [f.shape[1] for f in features] == list(TINY_TWINS_ARCH['embed_dims'])
+    assert [f.shape[1] for f in features] == list(TINY_SVT['embed_dims'])
     assert model._metainfo is None
 
 

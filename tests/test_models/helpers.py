@@ -6,18 +6,7 @@ from torch import nn
 
 import mmtwins.models  # noqa: F401  (registers the models)
 from mmtwins.registry import MODELS
-
-# Small enough for fast tests, big enough to exercise every code path: GSA with and
-# without sub-sampling, LSA, several blocks per stage, several heads.
-TINY_PCPVT = dict(
-    embed_dims=(16, 32, 48, 64),
-    depths=(2, 1, 2, 1),
-    num_heads=(1, 2, 3, 4),
-    mlp_ratios=(2, 2, 2, 2),
-    sr_ratios=(8, 4, 2, 1))
-TINY_SVT = dict(TINY_PCPVT, depths=(2, 2, 2, 2))
-TINY_DAVIT = dict(
-    embed_dims=(16, 32, 48, 64), depths=(1, 1, 2, 1), num_heads=(1, 2, 3, 4))
+from tests.helpers import TINY_DAVIT, TINY_PCPVT, TINY_SVT  # noqa: F401
 
 # Neck settings of each family's official classifier.
 NECKS = {

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (REPO_ROOT, TINY_DAVIT_ARCH, TINY_TWINS_ARCH,
+from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT,
                             tiny_classification_config)
 
 CONFIGS = {
-    'twins': ('configs/twins/svt-s_8xb128_in1k.py', TINY_TWINS_ARCH),
-    'davit': ('configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT_ARCH),
+    'twins': ('configs/twins/svt-s_8xb128_in1k.py', TINY_SVT),
+    'davit': ('configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT),
 }
 
 

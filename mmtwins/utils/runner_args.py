@@ -1,0 +1,38 @@
+"""The command-line options every runner tool shares (train, test)."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_runner_arguments(parser)
+        >>> parser.parse_args(['--launcher', 'pytorch']).launcher
+        'pytorch'
+    """
+    parser.add_argument('--work-dir', help='folder for logs, metrics and checkpoints '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        help='override config settings, e.g. train_cfg.max_epochs=10')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def apply_runner_arguments(cfg: Config, args: argparse.Namespace, config_path: str) -> Config:
+    """Sets the launcher and the work dir (default ``work_dirs/<config name>``)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    return cfg
