@@ -41,7 +41,10 @@ def main(argv=None) -> None:
         check_data_paths(cfg, keys=('test_dataloader', ))
     except (ConfigError, DatasetNotFoundError) as error:
         sys.exit(f'error: {error}')
-    Runner.from_cfg(cfg).test()
+    try:
+        Runner.from_cfg(cfg).test()
+    except (FileNotFoundError, ConnectionError) as error:  # the checkpoint: missing, offline
+        sys.exit(f'error: {error}')
 
 
 if __name__ == '__main__':

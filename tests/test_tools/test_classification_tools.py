@@ -1,11 +1,14 @@
 """The real train/test tools on a tiny dataset, single-process and distributed on CPU."""
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import timm
+import torch
 
 from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT,
                             tiny_classification_config)
@@ -111,3 +114,37 @@ def test_bad_config_path_is_named(tmp_path):
     result = python_tool('test.py', 'configs/nope.py', 'weights.pth', cwd=tmp_path)
     assert result.returncode == 1
     assert "config file 'configs/nope.py' does not exist" in result.stderr
+
+
+def test_test_tool_takes_official_weights(colour_dataset, tmp_path):
+    """An official (== timm) Twins file gives the predictions of its converted checkpoint."""
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_classification_config(CONFIGS['twins'][0], TINY_SVT, colour_dataset))
+    official = timm.create_model(
+        'twins_svt_small', num_classes=2, embed_dims=TINY_SVT['embed_dims'],
+        depths=TINY_SVT['depths'], num_heads=TINY_SVT['num_heads'],
+        mlp_ratios=TINY_SVT['mlp_ratios'])
+    torch.save(official.state_dict(), tmp_path / 'alt_gvt_tiny.pth')
+    converted = run_tool(sys.executable, str(REPO_ROOT / 'tools/model_converters/convert.py'),
+                         str(tmp_path / 'alt_gvt_tiny.pth'), str(tmp_path / 'mmtwins.pth'))
+    assert converted.returncode == 0, converted.stderr[-3000:]
+
+    predictions = {}
+    for name in ('alt_gvt_tiny.pth', 'mmtwins.pth'):
+        result = python_tool('test.py', str(config), str(tmp_path / name), '--work-dir',
+                             str(tmp_path / name[:-4]), '--out', str(tmp_path / f'{name}.pkl'))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert 'missing keys' not in result.stdout + result.stderr
+        with open(tmp_path / f'{name}.pkl', 'rb') as file:
+            predictions[name] = torch.stack([p['pred_score'] for p in pickle.load(file)])
+    assert torch.allclose(predictions['alt_gvt_tiny.pth'], predictions['mmtwins.pth'])
+
+
+def test_test_tool_without_network_says_so(colour_dataset, tmp_path):
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_classification_config(CONFIGS['twins'][0], TINY_SVT, colour_dataset))
+    result = python_tool('test.py', str(config), 'https://unreachable.invalid/alt_gvt_small.pth',
+                         '--work-dir', str(tmp_path / 'work'))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert 'Could not download https://unreachable.invalid/alt_gvt_small.pth' in result.stderr
