@@ -10,11 +10,15 @@ from tests.helpers import REPO_ROOT, TINY_SVT
 
 def test_list_models_patterns_and_tasks():
     names = list_models()
-    assert len(names) == 9 and names == sorted(names)
-    assert list_models('*SVT*') == ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
+    assert len(names) == 9 + 15 and names == sorted(names)
+    assert list_models('*SVT*', task='classification') == [
+        'svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
     assert list_models('davit*', task='classification') == [
         'davit-b_4xb256_in1k', 'davit-s_4xb256_in1k', 'davit-t_4xb256_in1k']
-    assert list_models(task='segmentation') == []
+    assert list_models('upernet_davit*', task='segmentation') == [
+        'upernet_davit-b_8xb2-160k_ade20k-512x512', 'upernet_davit-s_8xb2-160k_ade20k-512x512',
+        'upernet_davit-t_8xb2-160k_ade20k-512x512']
+    assert list_models('fpn_*', task='classification') == []
 
 
 @pytest.mark.parametrize('alias, name', [
@@ -28,8 +32,8 @@ def test_mmpretrain_and_timm_names_are_aliases(alias, name):
     assert ModelZoo.get(alias).name == name
 
 
-def test_every_zoo_entry_has_config_weights_and_results():
-    for name in list_models():
+def test_every_classifier_has_config_weights_and_results():
+    for name in list_models(task='classification'):
         info = ModelZoo.get(name)
         assert info.config.startswith(str(REPO_ROOT / 'configs'))
         assert info.weights.startswith('https://') and info.weights.endswith('.pth')

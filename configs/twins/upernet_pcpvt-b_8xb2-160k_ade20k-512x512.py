@@ -1,0 +1,9 @@
+_base_ = ['./upernet_pcpvt-s_8xb2-160k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(
+        arch='base',
+        drop_path_rate=0.3,
+        init_cfg=dict(
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/twins/'
+            'twins-pcpvt-base_3rdparty_8xb128_in1k_20220126-f8c4b0d5.pth')))

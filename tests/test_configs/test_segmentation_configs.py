@@ -1,0 +1,117 @@
+"""The ADE20K segmentation configs: published parameter counts and the official recipes."""
+import functools
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmseg.registry import MODELS
+
+from mmtwins.apis import ModelZoo, list_models
+
+# Millions of parameters in the papers' tables (Twins, DaViT): UperNet only.
+PUBLISHED_PARAMS = {
+    'upernet_pcpvt-s': 54.6, 'upernet_pcpvt-b': 74.3, 'upernet_pcpvt-l': 91.5,
+    'upernet_svt-s': 54.4, 'upernet_svt-b': 88.5, 'upernet_svt-l': 133,
+    'upernet_davit-t': 60, 'upernet_davit-s': 81, 'upernet_davit-b': 121,
+}
+SEGMENTORS = list_models(task='segmentation')
+UPERNETS = [name for name in SEGMENTORS if name.startswith('upernet_')]
+FPNS = [name for name in SEGMENTORS if name.startswith('fpn_')]
+
+
+@functools.lru_cache(maxsize=None)
+def load_zoo_model(name: str):
+    """The zoo entry, its config and its model, built on the meta device (no memory)."""
+    info = ModelZoo.get(name)
+    config = Config.fromfile(info.config)
+    with DefaultScope.overwrite_default_scope(config.default_scope), torch.device('meta'):
+        return info, config, MODELS.build(config.model)
+
+
+def stage_channels(model: torch.nn.Module) -> list:
+    return [stage.patch_embed.proj.out_channels for stage in model.backbone.stages]
+
+
+@pytest.fixture(params=SEGMENTORS)
+def zoo_model(request):
+    return load_zoo_model(request.param)
+
+
+def test_fifteen_released_segmentors():
+    assert len(UPERNETS) == 9 and len(FPNS) == 6
+    assert all(name.endswith('_ade20k-512x512') for name in SEGMENTORS)
+
+
+def test_parameter_count_is_the_published_one(zoo_model):
+    info, _, model = zoo_model
+    count = sum(p.numel() for p in model.parameters())
+    assert count == info.metadata['Parameters']
+    published = PUBLISHED_PARAMS.get(info.name.split('_8xb')[0])
+    if published is not None:
+        assert count / 1e6 == pytest.approx(published, rel=0.01)
+
+
+def test_every_no_decay_key_names_parameters(zoo_model):
+    _, config, model = zoo_model
+    names = [name for name, _ in model.named_parameters()]
+    custom_keys = config.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
+    for key, options in custom_keys.items():
+        assert any(key in name for name in names), f'custom key {key!r} matches no parameter'
+        assert options['decay_mult'] == 0.0
+
+
+def test_backbone_starts_from_the_published_imagenet_weights(zoo_model):
+    _, config, _ = zoo_model
+    backbone = config.model.backbone
+    family, size = re.search(r'_(pcpvt|svt|davit)-([sbtl])_', config.filename).groups()
+    classifier = {'davit': 'davit-{}_4xb256_in1k'}.get(family, family + '-{}_8xb128_in1k')
+    if size == 'l':
+        classifier = classifier.replace('8xb128', '16xb64')
+    assert backbone.init_cfg.type == 'Pretrained'
+    assert backbone.init_cfg.checkpoint == ModelZoo.get(classifier.format(size)).weights
+    assert tuple(backbone.out_indices) == (0, 1, 2, 3)
+    # the dense variants: a norm after every SVT stage, none in PCPVT, DaViT's on the outputs
+    assert backbone.get('norm_after_stage', False) == (family == 'svt')
+    assert backbone.get('norm_outputs', False) == (family == 'davit')
+
+
+@pytest.mark.parametrize('name', UPERNETS)
+def test_upernet_recipe(name):
+    _, config, model = load_zoo_model(name)
+    assert config.train_dataloader.batch_size * 8 == 16
+    optimizer = config.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 6e-5, 0.01)
+    warmup, poly = config.param_scheduler
+    assert warmup.start_factor * optimizer.lr == pytest.approx(1e-6) and warmup.end == 1500
+    assert (poly.type, poly.power, poly.eta_min, poly.end) == ('PolyLR', 1.0, 0.0, 160000)
+    assert config.train_cfg.max_iters == 160000
+    assert model.decode_head.in_channels == stage_channels(model)
+    assert model.auxiliary_head.in_index == 2
+    assert model.auxiliary_head.in_channels == stage_channels(model)[2]
+    assert model.auxiliary_head.loss_decode.loss_weight == 0.4
+
+
+@pytest.mark.parametrize('name', FPNS)
+def test_fpn_recipe(name):
+    _, config, model = load_zoo_model(name)
+    assert config.train_dataloader.batch_size * 8 == 32
+    optimizer = config.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-4, 1e-4)
+    (poly, ) = config.param_scheduler
+    assert (poly.type, poly.power, poly.eta_min, poly.end) == ('PolyLR', 0.9, 0.0, 80000)
+    assert config.train_cfg.max_iters == 80000
+    assert model.neck.in_channels == stage_channels(model)
+    assert model.neck.out_channels == 256 and model.decode_head.channels == 128
+    assert not model.with_auxiliary_head
+
+
+def test_ade20k_data_and_test_time_scales(zoo_model):
+    _, config, model = zoo_model
+    assert config.train_dataloader.dataset.data_root == 'data/ade/ADEChallengeData2016'
+    assert config.crop_size == (512, 512) and model.decode_head.num_classes == 150
+    resizes = config.tta_pipeline[1].transforms[1]
+    assert [resize.scale_factor for resize in resizes] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert [flip.prob for flip in config.tta_pipeline[1].transforms[2]] == [0.0, 1.0]
+    assert config.tta_model.type == 'SegTTAModel'
