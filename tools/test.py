@@ -3,10 +3,13 @@
 Example:
     python tools/test.py configs/twins/svt-s_8xb128_in1k.py work_dirs/svt-s/epoch_300.pth
     python tools/test.py CONFIG CHECKPOINT --out results.pkl
+    python tools/test.py CONFIG CHECKPOINT --tta         # multi-scale + flip (segmentation)
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
 import sys
+
+from mmengine.config import Config
 
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
@@ -18,14 +21,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='also dump the predictions to this pickle file')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation: the config\'s tta_pipeline (segmentation: several '
+        'scales, each also flipped) with its tta_model merging the predictions')
     add_runner_arguments(parser)
     return parser.parse_args(argv)
+
+
+def use_test_time_augmentation(cfg: Config) -> Config:
+    """Tests on ``cfg.tta_pipeline`` with ``cfg.tta_model`` wrapping the model, as mmseg does.
+
+    Args:
+        cfg: a runner config; changed in place and returned.
+
+    Raises:
+        ConfigError: the config has no ``tta_pipeline`` or ``tta_model``.
+
+    Example:
+        >>> cfg = load_config('configs/twins/upernet_svt-s_8xb2-160k_ade20k-512x512.py')
+        >>> use_test_time_augmentation(cfg).model.type
+        'SegTTAModel'
+    """
+    missing = [key for key in ('tta_pipeline', 'tta_model') if key not in cfg]
+    if missing:
+        raise ConfigError(f'--tta needs {" and ".join(missing)} in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+    return cfg
 
 
 def merge_args(cfg, args):
     """Applies the command-line options to the config."""
     apply_runner_arguments(cfg, args, args.config)
     cfg.load_from = args.checkpoint
+    if args.tta:
+        use_test_time_augmentation(cfg)
     if args.out is not None:
         evaluators = cfg.test_evaluator
         evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]

@@ -1,0 +1,58 @@
+"""Segments an image with a segmentation model of the zoo or a config.
+
+Example:
+    python demo/seg_demo.py demo/grace_hopper.jpg upernet_svt-s_8xb2-160k_ade20k-512x512 \\
+        --checkpoint upernet_svt-s.pth --out-file grace_hopper_seg.png
+"""
+import argparse
+import sys
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from mmtwins.apis import get_model, inference_model
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Segment an image')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
+    parser.add_argument(
+        '--checkpoint', help='weights in any supported format (default: the published '
+        'weights of a zoo model, downloaded)')
+    parser.add_argument('--out-file', help='save the image with the label map painted over it')
+    parser.add_argument('--opacity', type=float, default=0.5, help='of the painted label map')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    return parser.parse_args(argv)
+
+
+def class_areas(label_map: np.ndarray, classes: Optional[Sequence[str]]) -> Dict[str, float]:
+    """The share of the image each predicted class covers, largest first.
+
+    Example:
+        >>> class_areas(np.array([[0, 1], [1, 1]]), ['wall', 'building'])
+        {'building': 0.75, 'wall': 0.25}
+    """
+    labels, counts = np.unique(label_map, return_counts=True)
+    order = np.argsort(-counts, kind='stable')
+    names = [classes[label] if classes else str(label) for label in labels]
+    return {names[i]: float(counts[i] / label_map.size) for i in order}
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        model = get_model(args.model, pretrained=args.checkpoint or True, device=args.device)
+        result = inference_model(model, args.image, out_file=args.out_file,
+                                 opacity=args.opacity)
+    except (FileNotFoundError, ValueError, ConnectionError) as error:
+        sys.exit(f'error: {error}')
+    for name, share in class_areas(result['pred_label_map'],
+                                   model._dataset_meta.get('classes')).items():
+        print(f'{name}: {100 * share:.1f}%')
+    if args.out_file:
+        print(f'saved {args.out_file}')
+
+
+if __name__ == '__main__':
+    main()
