@@ -109,7 +109,8 @@ def inference_model(model: Union[torch.nn.Module, str],
         >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
         >>> inference_model(model, 'demo/bird.JPEG')['pred_class']
         'magpie'
-        >>> segmentor = get_model('upernet_svt-s_8xb2-160k_ade20k-512x512', pretrained=True)
+        >>> segmentor = get_model('upernet_svt-s_8xb2-160k_ade20k-512x512',
+        ...                       pretrained='work_dirs/upernet_svt-s/iter_160000.pth')
         >>> inference_model(segmentor, 'demo/grace_hopper.jpg', out_file='overlay.png')[
         ...     'pred_label_map'].shape
         (600, 512)

@@ -3,12 +3,14 @@ import functools
 import re
 
 import pytest
+import timm
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
-from mmtwins.apis import ModelZoo, list_models
+from mmtwins.apis import ModelZoo, get_model, list_models
+from tests.helpers import REPO_ROOT, TINY_SVT
 
 # Millions of parameters in the papers' tables (Twins, DaViT): UperNet only.
 PUBLISHED_PARAMS = {
@@ -115,3 +117,26 @@ def test_ade20k_data_and_test_time_scales(zoo_model):
     assert [resize.scale_factor for resize in resizes] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
     assert [flip.prob for flip in config.tta_pipeline[1].transforms[2]] == [0.0, 1.0]
     assert config.tta_model.type == 'SegTTAModel'
+
+
+def test_backbone_init_cfg_loads_official_imagenet_weights(tmp_path):
+    """``init_cfg`` takes an official (timm-format) Twins file: the backbone converts it."""
+    official = timm.create_model(
+        'twins_svt_small', embed_dims=TINY_SVT['embed_dims'], depths=TINY_SVT['depths'],
+        num_heads=TINY_SVT['num_heads'], mlp_ratios=TINY_SVT['mlp_ratios'])
+    torch.save(official.state_dict(), tmp_path / 'alt_gvt_tiny.pth')
+    segmentor = get_model(
+        str(REPO_ROOT / 'configs/twins/upernet_svt-s_8xb2-160k_ade20k-512x512.py'),
+        backbone=dict(arch=dict(_delete_=True, **TINY_SVT),
+                      init_cfg=dict(checkpoint=str(tmp_path / 'alt_gvt_tiny.pth'))),
+        decode_head=dict(in_channels=list(TINY_SVT['embed_dims']), channels=16),
+        auxiliary_head=dict(in_channels=TINY_SVT['embed_dims'][2], channels=16))
+    segmentor.init_weights()
+    stages = segmentor.backbone.stages
+    for index, stage in enumerate(stages):
+        torch.testing.assert_close(stage.patch_embed.proj.weight,
+                                   official.patch_embeds[index].proj.weight)
+        torch.testing.assert_close(stage.pos_enc.proj.weight,
+                                   official.pos_block[index].proj[0].weight)
+    torch.testing.assert_close(stages[2].blocks[1].attn.sr.weight,
+                               official.blocks[2][1].attn.sr.weight)
