@@ -71,7 +71,8 @@ PARAM_SCHEDULERS = Registry(
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE)
 DATA_SAMPLERS = Registry(
     'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE)
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE)
+TRANSFORMS = Registry(
+    'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['mmtwins.datasets'])
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['mmtwins.models'])

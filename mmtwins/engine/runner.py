@@ -5,23 +5,37 @@
   hub. :func:`mmtwins.converters.read_checkpoint` reads them (and every other file) with
   the allowlist of :mod:`mmtwins.converters.trusted_checkpoint`, and Twins / DaViT weights
   of other formats (official, timm, mmpretrain, mmseg) are converted to mmtwins keys.
+* A checkpoint of another architecture is refused with the differing backbone tensors
+  listed: MMEngine 0.10.7 only logs the mismatches and tests (or trains) a model whose
+  backbone is left at its random initialisation.
+* Checkpoints are written atomically: MMEngine 0.10.7 ``torch.save``s straight into the
+  destination file, so a run killed mid-write leaves a truncated ``epoch_N.pth`` that
+  ``--resume`` then fails on. :meth:`Runner.save_checkpoint` writes a temporary file in the
+  same folder and renames it (:mod:`mmtwins.engine.atomic_files`); the ordering of the
+  checkpoint, ``last_checkpoint`` and the removal of old checkpoints is fixed in
+  :class:`mmtwins.engine.CheckpointHook`.
 * Distributed runs work on machines without GPUs, over the ``gloo`` backend: MMEngine 0.10.7
   calls ``torch.cuda.set_device`` while initialising a ``pytorch`` launch and hands
   ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel``, both of which fail without CUDA.
 """
 import datetime
 import os
-from typing import Callable, Dict, Optional, Union
+import os.path as osp
+import re
+from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import is_distributed
+from mmengine.dist import is_distributed, master_only
+from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner as MMEngineRunner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
 from mmtwins.registry import RUNNERS
+
+from .atomic_files import publish, temporary_name
 
 
 @RUNNERS.register_module()
@@ -50,13 +64,59 @@ class Runner(MMEngineRunner):
         """
         checkpoint = to_mmtwins_checkpoint(read_checkpoint(filename, map_location),
                                            source=filename)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        _refuse_another_architecture(model, checkpoint.get('state_dict', checkpoint), filename)
         # From here on as MMEngine's Runner.load_checkpoint, after its file read.
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(self.model) else self.model
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    @master_only
+    def save_checkpoint(self,
+                        out_dir: str,
+                        filename: str,
+                        file_client_args: Optional[dict] = None,
+                        save_optimizer: bool = True,
+                        save_param_scheduler: bool = True,
+                        meta: Optional[dict] = None,
+                        by_epoch: bool = True,
+                        backend_args: Optional[dict] = None) -> None:
+        """Saves a runner checkpoint as MMEngine does, but atomically on local disks.
+
+        ``out_dir/filename`` is at every moment absent, the previous complete file or the
+        new complete file. Remote storage (``s3://`` ...) is written as MMEngine does.
+
+        Args:
+            out_dir: The folder of the checkpoint.
+            filename: Its name in ``out_dir``.
+            file_client_args: Deprecated MMEngine file client settings.
+            save_optimizer: Whether to save the optimizer state.
+            save_param_scheduler: Whether to save the parameter scheduler states.
+            meta: Extra meta information (epoch, iter, ...).
+            by_epoch: Whether ``meta`` counts epochs (``True``) or iterations.
+            backend_args: Arguments of the file backend of ``out_dir``.
+
+        Example:
+            >>> runner.save_checkpoint(runner.work_dir, 'epoch_3.pth')
+        """
+        options = dict(file_client_args=file_client_args, save_optimizer=save_optimizer,
+                       save_param_scheduler=save_param_scheduler, meta=meta,
+                       by_epoch=by_epoch, backend_args=backend_args)
+        local = file_client_args is None and isinstance(
+            get_file_backend(out_dir, backend_args=backend_args), LocalBackend)
+        if not local:
+            super().save_checkpoint(out_dir, filename, **options)
+            return
+        destination = osp.join(out_dir, filename)
+        temporary = temporary_name(destination)
+        try:
+            super().save_checkpoint(out_dir, osp.relpath(temporary, out_dir), **options)
+            publish(temporary, destination)
+        finally:
+            if osp.exists(temporary):
+                os.unlink(temporary)
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():
@@ -73,6 +133,41 @@ class Runner(MMEngineRunner):
                 broadcast_buffers=False,
                 find_unused_parameters=self.cfg.get('find_unused_parameters', False))
         return super().wrap_model(model_wrapper_cfg, model)
+
+
+_BACKBONE = 'backbone.'
+
+
+def _backbone_mismatches(model: torch.nn.Module, state_dict: Mapping) -> List[str]:
+    """The backbone tensors of ``state_dict`` that do not fit ``model``, one line each.
+
+    A differing shape is a mismatch; so are backbone keys the model lacks when the model
+    also lacks weights the checkpoint has (another layout, not a partial file). Heads may
+    differ: fine-tuning on other classes changes them.
+    """
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(_BACKBONE)}
+    unwrapped = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    theirs = {k: v for k, v in unwrapped.items()
+              if k.startswith(_BACKBONE) and hasattr(v, 'shape')}
+    lines = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
+             for k, v in theirs.items() if k in own and v.shape != own[k].shape]
+    unexpected = sorted(set(theirs) - set(own))
+    missing = sorted(set(own) - set(theirs))
+    if unexpected and missing:
+        lines += [f'{k}: not in the model' for k in unexpected]
+        lines += [f'{k}: not in the checkpoint' for k in missing]
+    return lines
+
+
+def _refuse_another_architecture(model: torch.nn.Module, state_dict: Mapping,
+                                 source: str) -> None:
+    """Raises a ``ValueError`` listing the mismatches if the backbones differ."""
+    mismatches = _backbone_mismatches(model, state_dict)
+    if mismatches:
+        raise ValueError(
+            f'{source} holds the weights of another architecture than the config\'s '
+            f'{type(model).__name__}: {len(mismatches)} backbone tensors do not fit:\n  '
+            + '\n  '.join(mismatches))
 
 
 def _init_cpu_process_group(launcher: str, dist_cfg: Dict) -> None:

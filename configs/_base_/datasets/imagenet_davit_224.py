@@ -2,7 +2,7 @@
 _base_ = ['./imagenet_twins_224.py']
 
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(type='ResizeEdge', scale=236, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),

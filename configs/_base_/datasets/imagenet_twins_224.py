@@ -17,8 +17,10 @@ data_preprocessor = dict(
 bgr_mean = data_preprocessor['mean'][::-1]
 bgr_std = data_preprocessor['std'][::-1]
 
+# An unreadable image ends evaluation with its name, and is skipped in training, at most
+# max_skipped times per data loader worker (docs/reliability.md).
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='skip', max_skipped=100),
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(
@@ -41,7 +43,7 @@ train_pipeline = [
 ]
 
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(
         type='ResizeEdge',
         scale=256,

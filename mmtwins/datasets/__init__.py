@@ -1,0 +1,3 @@
+from .loading import ImageLoadError, SafeLoadImageFromFile
+
+__all__ = ['ImageLoadError', 'SafeLoadImageFromFile']

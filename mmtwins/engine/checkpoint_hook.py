@@ -1,0 +1,127 @@
+"""MMEngine's ``CheckpointHook``, made crash-safe and exactly resumable.
+
+MMEngine 0.10.7 has three problems for a run that can be killed at any moment:
+
+* ``CheckpointHook._save_checkpoint_with_step`` removes the oldest checkpoint (beyond
+  ``max_keep_ckpts``) *before* writing the new one, and writes ``last_checkpoint`` in place:
+  a kill in between leaves fewer checkpoints than promised, or an empty ``last_checkpoint``.
+* Runner checkpoints hold no random generator states, so a resumed run draws other
+  augmentations, dropout masks and data loader seeds than the run it continues.
+* Validation draws from the same generators as training (its data loader seeds torch's), so
+  a run's training depends on whether, and where, validation happened.
+
+:class:`CheckpointHook` writes the checkpoint (atomically, through
+:meth:`mmtwins.engine.Runner.save_checkpoint`), then ``last_checkpoint`` (atomically), and only
+then removes outdated checkpoints; it saves the random states into every checkpoint and
+restores them when training resumes from it; and it runs validation on a copy of the random
+states, so training continues after it as if it had not run.
+"""
+from typing import Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
+
+from mmtwins.registry import HOOKS
+
+from .atomic_files import write_text_atomically
+from .random_states import RandomStates, capture_random_states, restore_random_states
+from .runner import Runner
+
+#: The checkpoint key of the random states.
+RANDOM_STATES_KEY = 'random_states'
+
+
+@HOOKS.register_module()
+class CheckpointHook(MMEngineCheckpointHook):
+    """Saves checkpoints crash-safely, with the random states an exact resume needs.
+
+    Takes the arguments of ``mmengine.hooks.CheckpointHook``. It needs the runner of the
+    mmtwins tools, :class:`mmtwins.engine.Runner`, whose checkpoint writes are atomic.
+
+    Example:
+        >>> default_hooks = dict(
+        ...     checkpoint=dict(type='mmtwins.CheckpointHook', interval=1, max_keep_ckpts=3))
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._states_before_validation: Optional[RandomStates] = None
+        self._loaded_states: Optional[RandomStates] = None
+        self._loaded_iter: Optional[int] = None
+
+    def before_run(self, runner) -> None:
+        if not isinstance(runner, Runner):
+            raise TypeError(
+                f'mmtwins.CheckpointHook needs mmtwins.engine.Runner, whose checkpoint '
+                f'writes are atomic; got {type(runner).__module__}.{type(runner).__name__}. '
+                f'Run it with tools/train.py, or build mmtwins.engine.Runner.from_cfg(cfg).')
+        super().before_run(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # A checkpoint saved during validation (the best one) records the states that
+        # training continues from, not those validation has drawn from since.
+        checkpoint[RANDOM_STATES_KEY] = (self._states_before_validation
+                                         or capture_random_states())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._loaded_states = checkpoint.get(RANDOM_STATES_KEY)
+        self._loaded_iter = checkpoint.get('meta', {}).get('iter')
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        resumed = self._loaded_iter is not None and 0 < runner.iter == self._loaded_iter
+        if resumed and self._loaded_states is not None:
+            restore_random_states(self._loaded_states)
+        elif resumed:
+            runner.logger.warning(
+                'The checkpoint holds no random states (it was not written by '
+                'mmtwins.CheckpointHook): training continues, but draws other random '
+                'numbers than the interrupted run would have.')
+        self._loaded_states = self._loaded_iter = None
+
+    def before_val(self, runner) -> None:
+        self._states_before_validation = capture_random_states()
+
+    def after_val(self, runner) -> None:
+        restore_random_states(self._states_before_validation)
+        self._states_before_validation = None
+
+    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+        """Writes the checkpoint, then ``last_checkpoint``, then removes outdated ones."""
+        outdated = self._keep(runner, step)
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir,
+            filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        write_text_atomically(self.file_backend.join_path(runner.work_dir, 'last_checkpoint'),
+                              self.last_ckpt)
+        if outdated is not None:
+            self._remove(self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(outdated)))
+
+    def _keep(self, runner, step: int) -> Optional[int]:
+        """Records ``step`` among the kept checkpoints; returns the step it pushes out."""
+        if self.max_keep_ckpts <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            return None
+        outdated = (self.keep_ckpt_ids.popleft()
+                    if len(self.keep_ckpt_ids) == self.max_keep_ckpts else None)
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        return outdated
+
+    def _remove(self, path: str) -> None:
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # DeepSpeed checkpoints are folders
+            self.file_backend.rmtree(path)

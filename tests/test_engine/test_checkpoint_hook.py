@@ -1,0 +1,81 @@
+"""mmtwins.CheckpointHook: crash-safe checkpoint files and the random states of a resume.
+
+Runs killed with SIGKILL and resumed through tools/train.py are in
+tests/test_reliability/test_crash_resume.py.
+"""
+import itertools
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner import Runner as MMEngineRunner
+
+from mmtwins.converters import read_checkpoint
+from mmtwins.engine import CheckpointHook, Runner
+from mmtwins.engine.atomic_files import temporary_name, write_text_atomically
+from tests.test_engine.test_runner import ToyDataset, ToyRegressor
+
+_experiment_ids = itertools.count()
+
+
+def build_runner(work_dir, runner_class=Runner, max_epochs=3):
+    return runner_class(
+        model=ToyRegressor(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=ToyDataset(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            batch_size=4,
+            num_workers=0),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(
+            checkpoint=dict(type='mmtwins.CheckpointHook', interval=1, max_keep_ckpts=2)),
+        randomness=dict(seed=0),
+        experiment_name=f'hook-{next(_experiment_ids)}')
+
+
+def test_keeps_the_newest_checkpoints_and_records_the_last(tmp_path):
+    build_runner(tmp_path).train()
+    assert sorted(p.name for p in tmp_path.glob('epoch_*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
+    assert not list(tmp_path.glob('.*.tmp'))
+
+
+def test_checkpoints_hold_random_states_readable_under_weights_only(tmp_path):
+    build_runner(tmp_path, max_epochs=1).train()
+    states = read_checkpoint(str(tmp_path / 'epoch_1.pth'))['random_states']
+    assert states['numpy'][0] == 'MT19937' and states['numpy'][1].dtype == np.uint32
+    assert states['torch'].dtype == torch.uint8
+    assert states['python'][0] == random.getstate()[0]
+
+
+def test_refuses_a_runner_whose_writes_are_not_atomic(tmp_path):
+    with pytest.raises(TypeError, match='mmtwins.engine.Runner'):
+        build_runner(tmp_path, runner_class=MMEngineRunner).train()
+
+
+def test_validation_leaves_the_training_random_states_untouched():
+    hook = CheckpointHook()
+    torch.manual_seed(0)
+    np.random.seed(0)
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(0)
+    np.random.seed(0)
+    hook.before_val(runner=None)
+    torch.rand(5), np.random.rand(5)  # what validation draws
+    hook.after_val(runner=None)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_text_written_atomically_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / 'last_checkpoint'
+    write_text_atomically(str(path), 'old')
+    write_text_atomically(str(path), 'new')
+    assert path.read_text() == 'new'
+    assert os.listdir(tmp_path) == ['last_checkpoint']
+    assert temporary_name(str(path)).startswith(str(tmp_path / '.last_checkpoint.'))

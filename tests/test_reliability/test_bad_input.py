@@ -1,0 +1,257 @@
+"""Bad input ends with an error that names the problem, or, for a few unreadable training
+images, is skipped and counted. Every case of the reliability issue runs the real tools or
+the real config pipelines on a tiny dataset and model."""
+import importlib.util
+import logging
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import DATASETS
+from PIL import Image
+
+from mmtwins.apis import get_model
+from mmtwins.datasets import ImageLoadError, SafeLoadImageFromFile
+from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT, tiny_classification_config,
+                           write_colour_classes)
+
+TWINS_CONFIG = 'configs/twins/svt-s_8xb128_in1k.py'
+DAVIT_CONFIG = 'configs/davit/davit-t_4xb256_in1k.py'
+
+
+def load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exit_message(tool: str, *argv: str) -> str:
+    """The message a tool ends with (``sys.exit('error: ...')``), run in this process."""
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool(tool).main(list(argv))
+    return str(exit_info.value.code)
+
+
+def write_tiny_config(folder: Path, data_root: Path, base: str = TWINS_CONFIG,
+                      arch: dict = TINY_SVT) -> Path:
+    config = folder / 'tiny.py'
+    config.write_text(tiny_classification_config(base, arch, data_root))
+    return config
+
+
+def build_dataset(config: Path, split: str):
+    cfg = Config.fromfile(str(config))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return DATASETS.build(cfg[f'{split}_dataloader'].dataset)
+
+
+def load_image(path: Path, **kwargs):
+    return SafeLoadImageFromFile(**kwargs)(dict(img_path=str(path)))
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """``train/`` and ``val/`` of two classes; ``train/red/0.png`` is truncated."""
+    write_colour_classes(tmp_path / 'train', 4)
+    write_colour_classes(tmp_path / 'val', 2)
+    truncated = tmp_path / 'train' / 'red' / '0.png'
+    truncated.write_bytes(truncated.read_bytes()[:truncated.stat().st_size // 2])
+    return tmp_path
+
+
+# Missing data, malformed configs, out-of-range options, unknown names.
+
+
+def test_missing_dataset_folder_is_named(colour_dataset, tmp_path):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    message = exit_message('train', str(config), '--work-dir', str(tmp_path / 'work'),
+                           '--cfg-options', f'val_dataloader.dataset.data_root={tmp_path}/nope')
+    assert f"data_root '{tmp_path}/nope' does not exist" in message
+
+
+def test_missing_annotation_file_is_named(colour_dataset, tmp_path):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    message = exit_message('train', str(config), '--work-dir', str(tmp_path / 'work'),
+                           '--cfg-options', 'train_dataloader.dataset.ann_file=meta/train.txt')
+    assert f"ann_file '{colour_dataset}/train/meta/train.txt' does not exist" in message
+
+
+@pytest.mark.parametrize('text, problem', [
+    ('model = dict(type="ImageClassifier"\n', 'SyntaxError'),
+    ("_base_ = ['./no_such_base.py']\n", 'no_such_base.py'),
+])
+def test_malformed_config_is_named(tmp_path, text, problem):
+    config = tmp_path / 'broken.py'
+    config.write_text(text)
+    message = exit_message('train', str(config))
+    assert f"config file '{config}' cannot be loaded" in message and problem in message
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.out_indices=(5,)', r'out_indices=\(5,\): 5 is out of range for 4 stages'),
+    ('model.backbone.frozen_stages=9', r'frozen_stages=9 must be an int in \[-1, 4\]'),
+])
+def test_out_of_range_option_is_named(colour_dataset, tmp_path, option, message):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    with pytest.raises(ValueError, match=message):
+        load_tool('train').main([str(config), '--work-dir', str(tmp_path / 'work'),
+                                 '--cfg-options', option])
+
+
+def test_unknown_model_name_suggests_close_ones():
+    with pytest.raises(ValueError, match=r"unknown model name 'svt-s_8xb128_in1'.*"
+                                         r'Did you mean svt-s_8xb128_in1k'):
+        get_model('svt-s_8xb128_in1')
+
+
+# Checkpoints of another architecture.
+
+
+@pytest.fixture
+def davit_checkpoint(colour_dataset, tmp_path) -> Path:
+    davit_config = tmp_path / 'davit' / 'tiny.py'
+    davit_config.parent.mkdir()
+    davit_config.write_text(tiny_classification_config(DAVIT_CONFIG, TINY_DAVIT, colour_dataset))
+    path = tmp_path / 'davit.pth'
+    torch.save({'state_dict': get_model(str(davit_config)).state_dict(), 'meta': {}}, path)
+    return path
+
+
+def test_test_tool_refuses_another_architecture_listing_the_keys(colour_dataset, tmp_path,
+                                                                 davit_checkpoint):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    with pytest.raises(ValueError, match='another architecture') as error:
+        load_tool('test').main([str(config), str(davit_checkpoint),
+                                '--work-dir', str(tmp_path / 'work')])
+    listed = str(error.value)
+    assert ('backbone.stages.0.patch_embed.proj.weight: checkpoint (16, 3, 7, 7), '
+            'model (16, 3, 4, 4)') in listed
+    assert 'backbone.stages.0.blocks.0.spatial.attn.qkv.weight: not in the model' in listed
+
+
+def test_get_model_refuses_another_architecture_listing_the_shapes(colour_dataset, tmp_path,
+                                                                   davit_checkpoint):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    with pytest.raises(ValueError, match=r'backbone.stages.0.patch_embed.proj.weight: '
+                                         r'checkpoint \(16, 3, 7, 7\), model \(16, 3, 4, 4\)'):
+        get_model(str(config), pretrained=str(davit_checkpoint))
+
+
+# Unreadable images.
+
+
+@pytest.mark.parametrize('content', [
+    'half of a PNG', 'half of a JPEG', 'not an image', 'empty', 'missing'])
+def test_unreadable_image_at_test_time_names_the_file(tmp_path, content):
+    image = np.full((40, 40, 3), 128, np.uint8)
+    png, jpeg = tmp_path / 'whole.png', tmp_path / 'whole.jpg'
+    cv2.imwrite(str(png), image)
+    cv2.imwrite(str(jpeg), image)
+    payload = {'half of a PNG': png.read_bytes()[:png.stat().st_size // 2],
+               'half of a JPEG': jpeg.read_bytes()[:jpeg.stat().st_size // 2],
+               'not an image': b'GIF89a? no', 'empty': b''}
+    path = tmp_path / 'bad.jpg'
+    if content != 'missing':
+        path.write_bytes(payload[content])
+    with pytest.raises(ImageLoadError, match=f"cannot load image '{path}'"):
+        load_image(path, on_error='raise')
+
+
+def test_test_pipeline_of_the_configs_names_an_unreadable_image(image_folder, tmp_path):
+    config = write_tiny_config(tmp_path, image_folder)
+    # Evaluates on the folder holding the truncated image.
+    config.write_text(config.read_text().replace(str(image_folder / 'val'),
+                                                 str(image_folder / 'train')))
+    dataset = build_dataset(config, 'val')
+    bad = next(i for i in range(len(dataset)) if dataset.get_data_info(i)['img_path'].endswith(
+        'red/0.png'))
+    with pytest.raises(ImageLoadError, match=r"cannot load image '.*red/0\.png'"):
+        dataset[bad]
+
+
+def test_training_skips_an_unreadable_image_with_a_warning(image_folder, tmp_path):
+    dataset = build_dataset(write_tiny_config(tmp_path, image_folder), 'train')
+    bad = next(i for i in range(len(dataset)) if dataset.get_data_info(i)['img_path'].endswith(
+        'red/0.png'))
+    warnings = logging.Handler(logging.WARNING)
+    warnings.emit = lambda record: messages.append(record.getMessage())
+    messages = []
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(warnings)
+    try:
+        sample = dataset[bad]  # the dataset draws another sample instead
+    finally:
+        logger.removeHandler(warnings)
+    assert not sample['data_samples'].img_path.endswith('red/0.png')
+    assert sample['inputs'].shape == (3, 224, 224)
+    loader = dataset.pipeline.transforms[0]
+    # Each attempt counts: the random redraw may land on the bad file again.
+    assert loader.skipped and set(loader.skipped) == {dataset.get_data_info(bad)['img_path']}
+    assert "red/0.png' (" in messages[0] and '(1 skipped of at most 100)' in messages[0]
+
+
+def test_skipping_stops_past_the_bound(image_folder):
+    bad = image_folder / 'train' / 'red' / '0.png'
+    loader = SafeLoadImageFromFile(on_error='skip', max_skipped=2)
+    assert loader(dict(img_path=str(bad))) is None
+    assert loader(dict(img_path=str(bad))) is None
+    with pytest.raises(ImageLoadError, match='3 unreadable images so far, more than '
+                                             'max_skipped=2'):
+        loader(dict(img_path=str(bad)))
+
+
+def test_a_real_training_run_skips_and_finishes(image_folder, tmp_path):
+    config = write_tiny_config(tmp_path, image_folder)
+    load_tool('train').main([str(config), '--work-dir', str(tmp_path / 'work')])
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
+    log = next((tmp_path / 'work').glob('*/*.log')).read_text()
+    assert 'red/0.png' in log and 'skipped, another sample is drawn' in log
+
+
+def test_an_already_loaded_image_passes_through():
+    """As mmpretrain's inferencers give it, having decoded the image themselves."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    assert SafeLoadImageFromFile()(dict(img=image))['img'] is image
+
+
+# Unusual image formats and sizes.
+
+
+def test_grayscale_16_bit_and_rgba_become_8_bit_bgr(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / 'gray.png')
+    Image.fromarray(np.dstack([rgb, np.full((20, 30), 7, np.uint8)]), 'RGBA').save(
+        tmp_path / 'rgba.png')
+    cv2.imwrite(str(tmp_path / 'deep.png'), rgb[..., ::-1].astype(np.uint16) * 257)
+    expected = {'gray': np.repeat(rgb[..., :1], 3, axis=2), 'rgba': rgb[..., ::-1],
+                'deep': rgb[..., ::-1]}
+    for name, bgr in expected.items():
+        image = load_image(tmp_path / f'{name}.png')['img']
+        assert image.dtype == np.uint8 and image.shape == (20, 30, 3), name
+        assert np.array_equal(image, bgr), name
+
+
+@pytest.mark.parametrize('size', [(8, 8), (3, 40)])
+def test_an_image_below_the_backbone_minimum_is_resized_by_the_pipelines(tmp_path, size):
+    """The backbones need 32 x 32; the config pipelines resize any image to 224 first."""
+    for label in ('blue', 'red'):
+        (tmp_path / 'data' / label).mkdir(parents=True)
+        Image.new('RGB', size[::-1], 'red').save(tmp_path / 'data' / label / 'tiny.png')
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_classification_config(TWINS_CONFIG, TINY_SVT, tmp_path)
+                      .replace(str(tmp_path / 'train'), str(tmp_path / 'data'))
+                      .replace(str(tmp_path / 'val'), str(tmp_path / 'data')))
+    model = get_model(str(config))
+    for split in ('train', 'val'):
+        sample = build_dataset(config, split)[0]
+        assert sample['inputs'].shape == (3, 224, 224)
+        batch = model.data_preprocessor(dict(inputs=[sample['inputs']],
+                                             data_samples=[sample['data_samples']]))
+        assert model(batch['inputs'], mode='tensor').shape == (1, 2)

@@ -1,0 +1,150 @@
+"""Training killed with SIGKILL at random moments and resumed ends with the weights of an
+uninterrupted run, bit for bit, with the same logged losses."""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import torch
+
+from mmtwins.converters import read_checkpoint
+from tests.helpers import REPO_ROOT, TINY_SVT, tiny_classification_config
+
+MAX_EPOCHS = 3
+TRAIN = [sys.executable, str(REPO_ROOT / 'tools' / 'train.py')]
+ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+
+# Moments to kill at, in this order, each a log line followed by a random delay: a training
+# step before any checkpoint, validation, the write of a checkpoint, a step of the last
+# epoch. Each is reachable whatever the previous resume started from.
+KILL_AFTER = (
+    r'Epoch\(train\) +\[1\]\[2/4\]',
+    r'Epoch\(val\) +\[1\]\[1/3\]',
+    r'Saving checkpoint at 2 epochs',
+    r'Epoch\(train\) +\[3\]\[2/4\]',
+)
+MAX_DELAY_S = 0.3
+
+# Run as `python -c` to kill a run in the middle of writing its epoch-2 checkpoint: the
+# file backend writes half the bytes, then the process kills itself.
+KILL_MID_WRITE = """
+import os, signal, sys
+from mmengine.fileio.backends import LocalBackend
+put = LocalBackend.put
+def half_then_die(self, obj, filepath):
+    if 'epoch_2' in str(filepath):
+        with open(filepath, 'wb') as file:
+            file.write(obj[:len(obj) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    put(self, obj, filepath)
+LocalBackend.put = half_then_die
+sys.argv = sys.argv[1:]
+exec(open(sys.argv[0]).read())
+"""
+
+
+def write_config(folder: Path, colour_dataset: Path, max_keep_ckpts: int) -> Path:
+    config = folder / 'tiny.py'
+    config.write_text(
+        tiny_classification_config('configs/twins/svt-s_8xb128_in1k.py', TINY_SVT,
+                                   colour_dataset, MAX_EPOCHS)
+        + f'default_hooks.update(checkpoint=dict(max_keep_ckpts={max_keep_ckpts}))\n')
+    return config
+
+
+def train(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([*TRAIN, *args], env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def train_killed_after(pattern: str, delay_s: float, *args: str) -> bool:
+    """Runs training and kills it ``delay_s`` after a log line; False if it ended first."""
+    process = subprocess.Popen([*TRAIN, *args], env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if re.search(pattern, line):
+            time.sleep(delay_s)
+            process.send_signal(signal.SIGKILL)
+            break
+    output += process.stdout.readlines()
+    process.stdout.close()
+    returncode = process.wait(timeout=300)
+    assert returncode in (0, -signal.SIGKILL), ''.join(output)[-3000:]
+    return returncode == -signal.SIGKILL
+
+
+def last_checkpoint(work_dir: Path) -> Optional[str]:
+    """What ``work_dir/last_checkpoint`` names, if it exists."""
+    record = work_dir / 'last_checkpoint'
+    return record.read_text().strip() if record.exists() else None
+
+
+def final_weights(work_dir: Path) -> Dict[str, torch.Tensor]:
+    return read_checkpoint(str(work_dir / f'epoch_{MAX_EPOCHS}.pth'))['state_dict']
+
+
+def logged_losses(work_dir: Path, epoch: int) -> List[Tuple[int, float]]:
+    """``(step, loss)`` of the training iterations of ``epoch`` in the latest log."""
+    log = max(work_dir.glob('*/vis_data/scalars.json'), key=os.path.getmtime)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return [(r['step'], r['loss']) for r in records if 'loss' in r and r['epoch'] == epoch]
+
+
+def assert_same_weights(actual: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor]):
+    assert actual.keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.equal(actual[name], value), name
+
+
+@pytest.fixture(scope='module')
+def reference(colour_dataset, tmp_path_factory) -> Tuple[Path, Path]:
+    """An uninterrupted run: its config and work dir."""
+    work_dir = tmp_path_factory.mktemp('uninterrupted')
+    config = write_config(work_dir, colour_dataset, max_keep_ckpts=1)
+    train(str(config), '--work-dir', str(work_dir))
+    return config, work_dir
+
+
+def test_killed_at_random_moments_resumes_exactly(reference, tmp_path):
+    config, reference_dir = reference
+    delays = random.Random(0)
+    kills = 0
+    for pattern in KILL_AFTER:
+        kills += train_killed_after(pattern, delays.uniform(0, MAX_DELAY_S), str(config),
+                                    '--work-dir', str(tmp_path), '--resume')
+        checkpoint = last_checkpoint(tmp_path)
+        if checkpoint is not None:  # what the record points at is complete
+            read_checkpoint(checkpoint)
+    assert kills >= 3, 'most runs must have been killed, or nothing was tested'
+    train(str(config), '--work-dir', str(tmp_path), '--resume')
+
+    assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
+    assert logged_losses(tmp_path, MAX_EPOCHS) == logged_losses(reference_dir, MAX_EPOCHS)
+
+
+def test_killed_mid_checkpoint_write_keeps_the_previous_one(reference, tmp_path):
+    config, reference_dir = reference
+    result = subprocess.run(
+        [sys.executable, '-c', KILL_MID_WRITE, *TRAIN[1:], str(config), '--work-dir',
+         str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    # max_keep_ckpts=1: epoch 1 is removed only once epoch 2 is complete.
+    assert last_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
+    assert read_checkpoint(str(tmp_path / 'epoch_1.pth'))['meta']['epoch'] == 1
+    assert not (tmp_path / 'epoch_2.pth').exists()
+
+    resumed = train(str(config), '--work-dir', str(tmp_path), '--resume')
+    assert 'resumed epoch: 1' in resumed.stdout + resumed.stderr
+    assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
+    assert sorted(path.name for path in tmp_path.glob('epoch_*.pth')) == ['epoch_3.pth']
