@@ -72,6 +72,7 @@ class CheckpointHook(MMEngineCheckpointHook):
         resumed = self._loaded_iter is not None and 0 < runner.iter == self._loaded_iter
         if resumed and self._loaded_states is not None:
             restore_random_states(self._loaded_states)
+            _warn_if_workers_persist(runner)
         elif resumed:
             runner.logger.warning(
                 'The checkpoint holds no random states (it was not written by '
@@ -125,3 +126,14 @@ class CheckpointHook(MMEngineCheckpointHook):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):  # DeepSpeed checkpoints are folders
             self.file_backend.rmtree(path)
+
+
+def _warn_if_workers_persist(runner) -> None:
+    """Warns that persistent data loader workers make a resumed run draw other numbers."""
+    loader = runner.train_dataloader
+    if getattr(loader, 'persistent_workers', False) and loader.num_workers > 0:
+        runner.logger.warning(
+            'The training data loader keeps its workers (persistent_workers=True): their '
+            'random states live in the worker processes, which no checkpoint holds, so the '
+            'resumed run augments differently than the interrupted run would have. Set '
+            'train_dataloader.persistent_workers=False for an exact resume.')

@@ -20,7 +20,7 @@ from tests.test_engine.test_runner import ToyDataset, ToyRegressor
 _experiment_ids = itertools.count()
 
 
-def build_runner(work_dir, runner_class=Runner, max_epochs=3):
+def build_runner(work_dir, runner_class=Runner, max_epochs=3, resume=False, **loader):
     return runner_class(
         model=ToyRegressor(),
         work_dir=str(work_dir),
@@ -29,12 +29,13 @@ def build_runner(work_dir, runner_class=Runner, max_epochs=3):
             sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             batch_size=4,
-            num_workers=0),
+            **{'num_workers': 0, **loader}),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
             checkpoint=dict(type='mmtwins.CheckpointHook', interval=1, max_keep_ckpts=2)),
         randomness=dict(seed=0),
+        resume=resume,
         experiment_name=f'hook-{next(_experiment_ids)}')
 
 
@@ -56,6 +57,19 @@ def test_checkpoints_hold_random_states_readable_under_weights_only(tmp_path):
 def test_refuses_a_runner_whose_writes_are_not_atomic(tmp_path):
     with pytest.raises(TypeError, match='mmtwins.engine.Runner'):
         build_runner(tmp_path, runner_class=MMEngineRunner).train()
+
+
+@pytest.mark.parametrize('persistent', [True, False])
+def test_resume_warns_when_workers_keep_their_random_states(tmp_path, persistent):
+    loader = dict(num_workers=1, persistent_workers=persistent)
+    build_runner(tmp_path, max_epochs=1, **loader).train()
+    resumed = build_runner(tmp_path, max_epochs=2, resume=True, **loader)
+    resumed.train()
+    with open(os.path.join(resumed.log_dir, f'{resumed.timestamp}.log')) as log:
+        text = log.read()
+    assert 'resumed epoch: 1' in text
+    assert ('Set train_dataloader.persistent_workers=False for an exact resume' in text) \
+        == persistent
 
 
 def test_validation_leaves_the_training_random_states_untouched():

@@ -133,6 +133,18 @@ def test_killed_at_random_moments_resumes_exactly(reference, tmp_path):
     assert logged_losses(tmp_path, MAX_EPOCHS) == logged_losses(reference_dir, MAX_EPOCHS)
 
 
+def test_resume_with_data_loader_workers_is_exact(colour_dataset, tmp_path):
+    """Workers that restart every epoch are seeded from torch's generator, which is restored."""
+    config = write_config(tmp_path, colour_dataset, max_keep_ckpts=3)
+    workers = ['--cfg-options', 'train_dataloader.num_workers=2',
+               'train_dataloader.persistent_workers=False']
+    train(str(config), '--work-dir', str(tmp_path / 'uninterrupted'), *workers)
+    train(str(config), '--work-dir', str(tmp_path / 'resumed'), '--resume',
+          str(tmp_path / 'uninterrupted' / 'epoch_1.pth'), *workers)
+    assert_same_weights(final_weights(tmp_path / 'resumed'),
+                        final_weights(tmp_path / 'uninterrupted'))
+
+
 def test_killed_mid_checkpoint_write_keeps_the_previous_one(reference, tmp_path):
     config, reference_dir = reference
     result = subprocess.run(
