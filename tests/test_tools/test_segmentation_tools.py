@@ -12,7 +12,7 @@ from mmseg.structures import SegDataSample
 
 from tests.helpers import REPO_ROOT, TINY_PCPVT, TINY_SVT
 from tests.test_tools.segmentation_helpers import tiny_segmentation_config, write_ade20k
-from tests.test_tools.test_classification_tools import python_tool
+from tests.test_tools.test_classification_tools import python_tool, run_tool
 
 ITERATIONS = 40
 CONFIGS = {
@@ -88,6 +88,26 @@ def test_other_test_modes_predict_with_the_trained_weights(trained, tmp_path, op
     miou = miou_of_test_run(trained['upernet'], tmp_path, *options)
     # other inputs than the single-scale test, from a model that learned
     assert miou > LEARNED_MIOU and miou != trained['upernet'].validation_miou
+
+
+def test_distributed_train_and_test_on_cpu(trained, ade20k, tmp_path):
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_segmentation_config(*CONFIGS['upernet'], ade20k, max_iters=2))
+    # SyncBN needs GPUs; on CPUs (gloo) the heads take plain BN
+    plain_bn = ['--cfg-options', 'model.decode_head.norm_cfg.type=BN',
+                'model.auxiliary_head.norm_cfg.type=BN']
+    train = run_tool('bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
+                     '--work-dir', str(tmp_path / 'train'), *plain_bn, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-4000:]
+    assert (tmp_path / 'train' / 'iter_2.pth').is_file()
+
+    single = trained['upernet']
+    test = run_tool('bash', str(REPO_ROOT / 'tools/dist_test.sh'), str(single.config),
+                    str(single.checkpoint), '2', '--work-dir', str(tmp_path / 'test'),
+                    *plain_bn, cwd=tmp_path)
+    assert test.returncode == 0, test.stderr[-4000:]
+    (metrics, ) = (tmp_path / 'test').glob('*/*.json')
+    assert json.loads(metrics.read_text())['mIoU'] == single.validation_miou
 
 
 def sample(prediction: np.ndarray, ground_truth: np.ndarray) -> dict:
