@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Sequence, Union
 import mmcv
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from .model_zoo import get_model, task_of
@@ -22,9 +23,13 @@ def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> Lis
     return ImageClassificationInferencer(model)(images, **kwargs)
 
 
-def _mmseg_config(config, image: ImageInput):
-    """A copy of ``config`` whose test pipeline reads ``image`` (mmseg edits it in place)."""
+def _mmseg_config(config: Config, image: ImageInput) -> Config:
+    """A copy of ``config`` for mmseg's ``inference_model``, which edits it in place.
+
+    Its ``test_pipeline`` is the test dataloader's, reading ``image`` from a file or an array.
+    """
     config = copy.deepcopy(config)
+    config.test_pipeline = config.test_dataloader.dataset.pipeline
     if isinstance(image, np.ndarray):
         config.test_pipeline[0] = dict(type='LoadImageFromNDArray')
     return config
@@ -45,6 +50,7 @@ def _segment(model: torch.nn.Module,
              return_logits: bool = False,
              out_file: Union[str, Sequence[str], None] = None,
              opacity: float = 0.5) -> List[dict]:
+    """Label maps (and logits) of a segmentor, one image at a time; optional overlays."""
     from mmseg.apis import inference_model as mmseg_inference_model
     out_files = [out_file] if isinstance(out_file, str) else out_file
     if out_files is not None and len(out_files) != len(images):
