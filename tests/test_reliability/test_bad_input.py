@@ -1,8 +1,9 @@
 """Bad input ends with an error that names the problem, or, for a few unreadable training
-images, is skipped and counted. Every case of the reliability issue runs the real tools or
+images, is skipped and counted; a weight file carrying pickled code is refused unrun. Every case of the reliability issue runs the real tools or
 the real config pipelines on a tiny dataset and model."""
 import importlib.util
 import logging
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -142,6 +143,29 @@ def test_get_model_refuses_another_architecture_listing_the_shapes(colour_datase
     with pytest.raises(ValueError, match=r'backbone.stages.0.patch_embed.proj.weight: '
                                          r'checkpoint \(16, 3, 7, 7\), model \(16, 3, 4, 4\)'):
         get_model(str(config), pretrained=str(davit_checkpoint))
+
+
+class _ShellCommand:
+    """Unpickling it would run ``touch marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_weights_carrying_a_pickled_payload_are_refused_not_run(colour_dataset, tmp_path):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    weights = get_model(str(config)).state_dict()
+    marker = tmp_path / 'payload_ran'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': weights, 'meta': {'note': _ShellCommand(marker)}}, evil)
+    with pytest.raises(ValueError, match=f'{evil}: refused to load'):
+        load_tool('test').main([str(config), str(evil), '--work-dir', str(tmp_path / 'work')])
+    with pytest.raises(ValueError, match='refused to load'):
+        get_model(str(config), pretrained=str(evil))
+    assert not marker.exists()
 
 
 # Unreadable images.
