@@ -1,5 +1,6 @@
 """The real train/test tools on a tiny ADE20K: UperNet and Semantic FPN, ss, --tta, slide."""
 import json
+import re
 from pathlib import Path
 from typing import Dict, List, NamedTuple
 
@@ -106,8 +107,9 @@ def test_distributed_train_and_test_on_cpu(trained, ade20k, tmp_path):
                     str(single.checkpoint), '2', '--work-dir', str(tmp_path / 'test'),
                     *plain_bn, cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-4000:]
-    (metrics, ) = (tmp_path / 'test').glob('*/*.json')
-    assert json.loads(metrics.read_text())['mIoU'] == single.validation_miou
+    # from the log: every rank writes the metrics json, which may garble it (MMEngine 0.10.7)
+    (logged, ) = re.findall(r'Iter\(test\).* mIoU: ([\d.]+)', test.stdout + test.stderr)
+    assert float(logged) == pytest.approx(single.validation_miou, abs=0.005)
 
 
 def sample(prediction: np.ndarray, ground_truth: np.ndarray) -> dict:
