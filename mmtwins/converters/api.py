@@ -73,6 +73,21 @@ def _with_backbone_prefix(state_dict: StateDict) -> StateDict:
     return {BACKBONE_PREFIX + key: value for key, value in state_dict.items()}
 
 
+def _split_task_heads(state_dict: Mapping[str, Tensor]) -> Tuple[StateDict, StateDict]:
+    """Separates what a whole dense model has besides its backbone and classifier head.
+
+    The decode heads and necks of mmseg and mmdet models (``decode_head.``,
+    ``auxiliary_head.``, ``neck.``, ``rpn_head.``, ...) are the libraries' own modules,
+    which mmtwins segmentors and detectors use too, so they keep their names.
+
+    Returns:
+        ``(backbone_and_classifier, task_heads)``.
+    """
+    _, extras = split_backbone(state_dict)
+    heads = {k: v for k, v in extras.items() if not k.startswith(_CLASSIFIER_HEAD_PREFIX)}
+    return {k: v for k, v in state_dict.items() if k not in heads}, heads
+
+
 def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
                        fmt: str = 'auto',
                        source: str = 'state dict'
@@ -88,7 +103,8 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
 
     Returns:
         ``(state_dict, family, fmt)``: mmtwins keys (``backbone.*``, ``neck.*``,
-        ``head.fc.*``), and the detected family and source format.
+        ``head.fc.*``; the decode heads and necks of a whole mmseg or mmdet model
+        unchanged), and the detected family and source format.
 
     Raises:
         ValueError: If the keys match no supported format (or not ``fmt``).
@@ -104,8 +120,9 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
     family, fmt = detect_format(state_dict, formats=formats, source=source)
     if fmt == 'mmtwins':
         return _with_backbone_prefix(state_dict), family, fmt
-    reference = to_reference(state_dict, family, fmt)
-    return _reference_to_mmtwins(reference, family), family, fmt
+    backbone_and_classifier, task_heads = _split_task_heads(state_dict)
+    reference = to_reference(backbone_and_classifier, family, fmt)
+    return {**_reference_to_mmtwins(reference, family), **task_heads}, family, fmt
 
 
 def to_mmtwins_checkpoint(checkpoint: Mapping[str, Any],
