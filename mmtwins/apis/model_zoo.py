@@ -5,7 +5,7 @@ answers to the names users know from mmpretrain's model zoo and from timm (``Ali
 
 Example:
     >>> from mmtwins.apis import get_model, list_models
-    >>> list_models('*svt*')
+    >>> list_models('*svt*', task='classification')
     ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
     >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
 """
