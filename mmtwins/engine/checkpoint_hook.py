@@ -1,6 +1,6 @@
 """MMEngine's ``CheckpointHook``, made crash-safe and exactly resumable.
 
-MMEngine 0.10.7 has three problems for a run that can be killed at any moment:
+MMEngine 0.10.7 has four problems for a run that can be killed at any moment:
 
 * ``CheckpointHook._save_checkpoint_with_step`` removes the oldest checkpoint (beyond
   ``max_keep_ckpts``) *before* writing the new one, and writes ``last_checkpoint`` in place:
@@ -9,17 +9,20 @@ MMEngine 0.10.7 has three problems for a run that can be killed at any moment:
   augmentations, dropout masks and data loader seeds than the run it continues.
 * Validation draws from the same generators as training (its data loader seeds torch's), so
   a run's training depends on whether, and where, validation happened.
+* On resume, ``IterBasedTrainLoop`` draws again the batches already trained, through the
+  random data pipeline, before the first new one.
 
 :class:`CheckpointHook` writes the checkpoint (atomically, through
-:meth:`mmtwins.engine.Runner.save_checkpoint`), then ``last_checkpoint`` (atomically), and only
-then removes outdated checkpoints; it saves the random states into every checkpoint and
-restores them when training resumes from it; and it runs validation on a copy of the random
-states, so training continues after it as if it had not run.
+:meth:`mmtwins.engine.Runner.save_checkpoint`), then ``last_checkpoint`` (atomically), and
+only then removes outdated checkpoints; it saves the random states into every checkpoint and
+restores them when training resumes from it (after that replay); and it runs validation on a
+copy of the random states, so training continues after it as if it had not run.
 """
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
+from mmengine.runner import IterBasedTrainLoop
 
 from mmtwins.registry import HOOKS
 
@@ -69,15 +72,8 @@ class CheckpointHook(MMEngineCheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        resumed = self._loaded_iter is not None and 0 < runner.iter == self._loaded_iter
-        if resumed and self._loaded_states is not None:
-            restore_random_states(self._loaded_states)
-            _warn_if_workers_persist(runner)
-        elif resumed:
-            runner.logger.warning(
-                'The checkpoint holds no random states (it was not written by '
-                'mmtwins.CheckpointHook): training continues, but draws other random '
-                'numbers than the interrupted run would have.')
+        if self._loaded_iter is not None and 0 < runner.iter == self._loaded_iter:
+            _restore_when_training_continues(runner, self._loaded_states)
         self._loaded_states = self._loaded_iter = None
 
     def before_val(self, runner) -> None:
@@ -126,6 +122,52 @@ class CheckpointHook(MMEngineCheckpointHook):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):  # DeepSpeed checkpoints are folders
             self.file_backend.rmtree(path)
+
+
+def _restore_when_training_continues(runner, states: Optional[RandomStates]) -> None:
+    """Restores the random states of the checkpoint a run resumes from, at the right time."""
+    if states is None:
+        runner.logger.warning(
+            'The checkpoint holds no random states (it was not written by '
+            'mmtwins.CheckpointHook): training continues, but draws other random '
+            'numbers than the interrupted run would have.')
+    elif isinstance(runner.train_loop, IterBasedTrainLoop):
+        loop = runner.train_loop
+        loop.dataloader_iterator = _RestoreAfterReplay(
+            loop.dataloader_iterator, replayed=runner.iter, states=states)
+    else:
+        restore_random_states(states)
+        _warn_if_workers_persist(runner)
+
+
+class _RestoreAfterReplay:
+    """The batches of an iteration-based loop, with the random states restored on time.
+
+    On resume, MMEngine 0.10.7's ``IterBasedTrainLoop`` draws (and discards) the batches of
+    the iterations already trained, through the data pipeline and its random numbers, after
+    the ``before_train`` hooks. The states of the checkpoint are restored once those batches
+    are drawn, right before the first new one.
+
+    Args:
+        batches: The loop's ``dataloader_iterator``.
+        replayed: How many batches the loop draws again.
+        states: The random states of the checkpoint.
+    """
+
+    def __init__(self, batches: Iterator, replayed: int, states: RandomStates) -> None:
+        self._batches = batches
+        self._replayed = replayed
+        self._states = states
+        self._drawn = 0
+
+    def __iter__(self) -> '_RestoreAfterReplay':
+        return self
+
+    def __next__(self) -> Sequence[dict]:
+        if self._drawn == self._replayed:
+            restore_random_states(self._states)
+        self._drawn += 1
+        return next(self._batches)
 
 
 def _warn_if_workers_persist(runner) -> None:

@@ -1,6 +1,8 @@
 """Bad input ends with an error that names the problem, or, for a few unreadable training
-images, is skipped and counted; a weight file carrying pickled code is refused unrun. Every case of the reliability issue runs the real tools or
-the real config pipelines on a tiny dataset and model."""
+images, is skipped and counted; a weight file carrying pickled code is refused unrun.
+
+Every case of the reliability issue runs the real tools or the real config pipelines on a
+tiny dataset and model."""
 import importlib.util
 import logging
 import os

@@ -59,6 +59,16 @@ def write_config(folder: Path, colour_dataset: Path, max_keep_ckpts: int) -> Pat
     return config
 
 
+# The segmentation runtime's kind of run: iterations, not epochs, and an infinite sampler.
+ITERATION_BASED = """
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12, val_interval=4)
+train_dataloader.update(sampler=dict(type='InfiniteSampler', shuffle=True))
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=6)]
+default_hooks['checkpoint'].update(by_epoch=False, interval=4)
+log_processor = dict(by_epoch=False)
+"""
+
+
 def train(*args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([*TRAIN, *args], env=ENV, capture_output=True, text=True,
                             timeout=300)
@@ -143,6 +153,21 @@ def test_resume_with_data_loader_workers_is_exact(colour_dataset, tmp_path):
           str(tmp_path / 'uninterrupted' / 'epoch_1.pth'), *workers)
     assert_same_weights(final_weights(tmp_path / 'resumed'),
                         final_weights(tmp_path / 'uninterrupted'))
+
+
+def test_iteration_based_run_killed_resumes_exactly(colour_dataset, tmp_path):
+    """Resumed, MMEngine replays the trained batches; the states are restored after them."""
+    config = write_config(tmp_path, colour_dataset, max_keep_ckpts=3)
+    config.write_text(config.read_text() + ITERATION_BASED)
+    train(str(config), '--work-dir', str(tmp_path / 'uninterrupted'))
+    killed = tmp_path / 'killed'
+    assert train_killed_after(r'Iter\(train\) +\[ ?6/12\]', random.Random(1).uniform(0, 0.1),
+                              str(config), '--work-dir', str(killed))
+    train(str(config), '--work-dir', str(killed), '--resume')
+    final = {name: read_checkpoint(str(folder / 'iter_12.pth'))['state_dict']
+             for name, folder in (('killed', killed), ('uninterrupted',
+                                                       tmp_path / 'uninterrupted'))}
+    assert_same_weights(final['killed'], final['uninterrupted'])
 
 
 def test_killed_mid_checkpoint_write_keeps_the_previous_one(reference, tmp_path):
