@@ -5,6 +5,7 @@ MMEngine 0.10.7 has four problems for a run that can be killed at any moment:
 * ``CheckpointHook._save_checkpoint_with_step`` removes the oldest checkpoint (beyond
   ``max_keep_ckpts``) *before* writing the new one, and writes ``last_checkpoint`` in place:
   a kill in between leaves fewer checkpoints than promised, or an empty ``last_checkpoint``.
+  ``_save_best_checkpoint`` likewise removes the previous best checkpoint first.
 * Runner checkpoints hold no random generator states, so a resumed run draws other
   augmentations, dropout masks and data loader seeds than the run it continues.
 * Validation draws from the same generators as training (its data loader seeds torch's), so
@@ -14,11 +15,12 @@ MMEngine 0.10.7 has four problems for a run that can be killed at any moment:
 
 :class:`CheckpointHook` writes the checkpoint (atomically, through
 :meth:`mmtwins.engine.Runner.save_checkpoint`), then ``last_checkpoint`` (atomically), and
-only then removes outdated checkpoints; it saves the random states into every checkpoint and
-restores them when training resumes from it (after that replay); and it runs validation on a
-copy of the random states, so training continues after it as if it had not run.
+only then removes outdated (and previous best) checkpoints; it saves the random states into
+every checkpoint and restores them when training resumes from it (after that replay); and it
+runs validation on a copy of the random states, so training continues after it as if it had
+not run.
 """
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
@@ -107,6 +109,18 @@ class CheckpointHook(MMEngineCheckpointHook):
             self._remove(self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(outdated)))
 
+    def _save_best_checkpoint(self, runner, metrics: dict) -> None:
+        """MMEngine's, with the removal of the previous best deferred until the new is saved."""
+        backend = self.file_backend
+        self.file_backend = _DeferredRemovals(backend)
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+            removals = self.file_backend.pending
+        finally:
+            self.file_backend = backend
+        for path in removals:
+            self._remove(path)
+
     def _keep(self, runner, step: int) -> Optional[int]:
         """Records ``step`` among the kept checkpoints; returns the step it pushes out."""
         if self.max_keep_ckpts <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
@@ -122,6 +136,27 @@ class CheckpointHook(MMEngineCheckpointHook):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):  # DeepSpeed checkpoints are folders
             self.file_backend.rmtree(path)
+
+
+class _DeferredRemovals:
+    """A file backend that records the paths to remove instead of removing them.
+
+    Args:
+        backend: The backend every other call goes to.
+    """
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.pending: List[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def remove(self, path: str) -> None:
+        self.pending.append(path)
+
+    def rmtree(self, path: str) -> None:
+        self.pending.append(path)
 
 
 def _restore_when_training_continues(runner, states: Optional[RandomStates]) -> None:

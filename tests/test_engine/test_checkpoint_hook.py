@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.runner import Runner as MMEngineRunner
 
 from mmtwins.converters import read_checkpoint
@@ -20,7 +21,9 @@ from tests.test_engine.test_runner import ToyDataset, ToyRegressor
 _experiment_ids = itertools.count()
 
 
-def build_runner(work_dir, runner_class=Runner, max_epochs=3, resume=False, **loader):
+def build_runner(work_dir, runner_class=Runner, max_epochs=3, loader=(), checkpoint=(),
+                 **runner_options):
+    """A toy runner with ``mmtwins.CheckpointHook`` (keeping 2 checkpoints by default)."""
     return runner_class(
         model=ToyRegressor(),
         work_dir=str(work_dir),
@@ -29,14 +32,14 @@ def build_runner(work_dir, runner_class=Runner, max_epochs=3, resume=False, **lo
             sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             batch_size=4,
-            **{'num_workers': 0, **loader}),
+            **{'num_workers': 0, **dict(loader)}),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(
-            checkpoint=dict(type='mmtwins.CheckpointHook', interval=1, max_keep_ckpts=2)),
+        default_hooks=dict(checkpoint=dict(type='mmtwins.CheckpointHook', interval=1,
+                                           **{'max_keep_ckpts': 2, **dict(checkpoint)})),
         randomness=dict(seed=0),
-        resume=resume,
-        experiment_name=f'hook-{next(_experiment_ids)}')
+        experiment_name=f'hook-{next(_experiment_ids)}',
+        **runner_options)
 
 
 def test_keeps_the_newest_checkpoints_and_records_the_last(tmp_path):
@@ -44,6 +47,43 @@ def test_keeps_the_newest_checkpoints_and_records_the_last(tmp_path):
     assert sorted(p.name for p in tmp_path.glob('epoch_*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
     assert not list(tmp_path.glob('.*.tmp'))
+
+
+class _RisingScore(BaseMetric):
+    """A score that improves at every validation, so each one saves a new best checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.validations = 0
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        self.validations += 1
+        return dict(score=self.validations)
+
+
+def test_previous_best_is_removed_after_the_new_one_is_written(tmp_path):
+    runner = build_runner(
+        tmp_path, checkpoint=dict(save_best='score', rule='greater'),
+        val_dataloader=dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler'),
+                            collate_fn=dict(type='default_collate'), batch_size=8),
+        val_cfg=dict(), val_evaluator=Evaluator([_RisingScore()]))
+    best_files_at_each_best_write = []
+    save = runner.save_checkpoint
+
+    def save_recording_the_best_files(out_dir, filename, *args, **kwargs):
+        if filename.startswith('best_'):
+            best_files_at_each_best_write.append(
+                sorted(path.name for path in tmp_path.glob('best_*.pth')))
+        save(out_dir, filename, *args, **kwargs)
+
+    runner.save_checkpoint = save_recording_the_best_files
+    runner.train()
+    assert best_files_at_each_best_write == [
+        [], ['best_score_epoch_1.pth'], ['best_score_epoch_2.pth']]
+    assert [path.name for path in tmp_path.glob('best_*.pth')] == ['best_score_epoch_3.pth']
 
 
 def test_checkpoints_hold_random_states_readable_under_weights_only(tmp_path):
@@ -62,8 +102,8 @@ def test_refuses_a_runner_whose_writes_are_not_atomic(tmp_path):
 @pytest.mark.parametrize('persistent', [True, False])
 def test_resume_warns_when_workers_keep_their_random_states(tmp_path, persistent):
     loader = dict(num_workers=1, persistent_workers=persistent)
-    build_runner(tmp_path, max_epochs=1, **loader).train()
-    resumed = build_runner(tmp_path, max_epochs=2, resume=True, **loader)
+    build_runner(tmp_path, max_epochs=1, loader=loader).train()
+    resumed = build_runner(tmp_path, max_epochs=2, resume=True, loader=loader)
     resumed.train()
     with open(os.path.join(resumed.log_dir, f'{resumed.timestamp}.log')) as log:
         text = log.read()
