@@ -4,7 +4,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import tempfile
 import urllib.error
 from typing import Any, List, Mapping, NamedTuple, Optional
 
@@ -12,6 +11,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from mmtwins.utils.atomic_files import publish, temporary_name
 from .rename import StateDict
 from .trusted_checkpoint import trusted_runner_checkpoints
 
@@ -170,8 +170,8 @@ def load_pretrained_state_dict(path: str,
 def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None:
     """Writes a checkpoint so that ``path`` is either the old file or the new one.
 
-    The data goes to a temporary file in the same folder, which then replaces
-    ``path`` in one ``os.replace``: an interrupted run never leaves a truncated
+    The data goes to a temporary file in the same folder, which then replaces ``path``
+    (:mod:`mmtwins.utils.atomic_files`): an interrupted run never leaves a truncated
     checkpoint behind.
 
     Args:
@@ -181,17 +181,15 @@ def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None
     Example:
         >>> save_checkpoint_atomically({'state_dict': sd}, 'out/converted.pth')
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    temporary = temporary_name(path)
     try:
-        with os.fdopen(handle, 'wb') as file:
+        with open(temporary, 'wb') as file:
             torch.save(checkpoint, file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        publish(temporary, path)
+    finally:
+        if osp.exists(temporary):
+            os.unlink(temporary)
 
 
 class LoadReport(NamedTuple):

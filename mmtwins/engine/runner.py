@@ -11,7 +11,7 @@
 * Checkpoints are written atomically: MMEngine 0.10.7 ``torch.save``s straight into the
   destination file, so a run killed mid-write leaves a truncated ``epoch_N.pth`` that
   ``--resume`` then fails on. :meth:`Runner.save_checkpoint` writes a temporary file in the
-  same folder and renames it (:mod:`mmtwins.engine.atomic_files`); the ordering of the
+  same folder and renames it (:mod:`mmtwins.utils.atomic_files`); the ordering of the
   checkpoint, ``last_checkpoint`` and the removal of old checkpoints is fixed in
   :class:`mmtwins.engine.CheckpointHook`.
 * Distributed runs work on machines without GPUs, over the ``gloo`` backend: MMEngine 0.10.7
@@ -35,7 +35,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
 from mmtwins.registry import RUNNERS
 
-from .atomic_files import publish, temporary_name
+from mmtwins.utils.atomic_files import publish, temporary_name
 
 
 @RUNNERS.register_module()

@@ -15,7 +15,7 @@ from mmengine.runner import Runner as MMEngineRunner
 
 from mmtwins.converters import read_checkpoint
 from mmtwins.engine import CheckpointHook, Runner
-from mmtwins.engine.atomic_files import temporary_name, write_text_atomically
+from mmtwins.utils.atomic_files import temporary_name, write_text_atomically
 from tests.test_engine.test_runner import ToyDataset, ToyRegressor
 
 _experiment_ids = itertools.count()
