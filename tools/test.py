@@ -11,6 +11,7 @@ import sys
 
 from mmengine.config import Config
 
+from mmtwins.datasets import ImageLoadError
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
                            apply_runner_arguments, check_data_paths, load_config)
@@ -75,7 +76,8 @@ def main(argv=None) -> None:
         sys.exit(f'error: {error}')
     try:
         Runner.from_cfg(cfg).test()
-    except (FileNotFoundError, ConnectionError) as error:  # the checkpoint: missing, offline
+    except (FileNotFoundError, ConnectionError, ImageLoadError) as error:
+        # A missing or unreachable checkpoint, an image that does not decode.
         sys.exit(f'error: {error}')
 
 

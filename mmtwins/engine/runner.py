@@ -28,7 +28,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed, master_only
 from mmengine.fileio import LocalBackend, get_file_backend
-from mmengine.model import is_model_wrapper
+from mmengine.model import is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner as MMEngineRunner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
@@ -124,6 +124,10 @@ class Runner(MMEngineRunner):
         super().setup_env(env_cfg)
 
     def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: torch.nn.Module):
+        if self.distributed and not torch.cuda.is_available():
+            # SyncBatchNorm (mmseg's and mmdet's heads) only runs on GPUs: on CPUs each
+            # process keeps its own BatchNorm statistics.
+            model = revert_sync_batchnorm(model)
         if self.distributed and model_wrapper_cfg is None and not torch.cuda.is_available():
             # DDP over CPU parameters must not be given device ids; an explicit None
             # overrides the default that MMEngine adds.

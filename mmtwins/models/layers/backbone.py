@@ -8,6 +8,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmtwins.converters import load_pretrained
 
 _NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
+#: The smallest input side: one token at the stride-32 last stage.
+MIN_INPUT_SIZE = 32
 
 
 class PyramidBackbone(BaseModule):
@@ -92,7 +94,15 @@ class PyramidBackbone(BaseModule):
             One NCHW map per ``out_indices`` entry, in stage order (views of
             channels-last tokens: ``channels_last`` memory format). Stages after
             the last requested one are not run.
+
+        Raises:
+            ValueError: For inputs smaller than :data:`MIN_INPUT_SIZE` on a side.
         """
+        if min(x.shape[-2:]) < MIN_INPUT_SIZE:
+            raise ValueError(
+                f'{type(self).__name__} takes inputs of at least {MIN_INPUT_SIZE} x '
+                f'{MIN_INPUT_SIZE} pixels (the stride of its last stage), got '
+                f'{x.shape[-2]} x {x.shape[-1]}; resize or pad the images first')
         outs = []
         for index, stage in enumerate(self.stages[:self.out_indices[-1] + 1]):
             x = stage(x).permute(0, 3, 1, 2)

@@ -77,3 +77,4 @@ def test_other_initialisers_still_apply():
     backbone = TwinsSVT(arch=SMALL_SVT, init_cfg=dict(type='Constant', layer='Linear', val=0.5))
     backbone.init_weights()
     assert torch.all(backbone.stages[0].blocks[0].mlp.fc1.weight == 0.5)
+
