@@ -27,7 +27,6 @@ from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.runner import IterBasedTrainLoop
 
 from mmtwins.registry import HOOKS
-
 from mmtwins.utils.atomic_files import write_text_atomically
 from .random_states import RandomStates, capture_random_states, restore_random_states
 from .runner import Runner

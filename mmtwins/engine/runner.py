@@ -34,7 +34,6 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
 from mmtwins.registry import RUNNERS
-
 from mmtwins.utils.atomic_files import publish, temporary_name
 
 
