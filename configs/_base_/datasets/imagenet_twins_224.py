@@ -57,7 +57,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=8,
-    persistent_workers=True,
+    # Workers restart every epoch, seeded from the checkpointed torch generator, so that a
+    # resumed run augments exactly as the interrupted one (docs/reliability.md).
+    persistent_workers=False,
     pin_memory=True,
     dataset=dict(
         type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
