@@ -1,5 +1,9 @@
-"""Helpers shared by the tests: tiny architectures, a tiny real image dataset, configs."""
+"""Helpers shared by the tests: tiny architectures, a tiny real image dataset, configs,
+and running the tools as a user does."""
+import os
 import os.path as osp
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +66,18 @@ train_cfg = dict(max_epochs={max_epochs})
 default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0)
 """
+
+
+def run_tool(*args: str, cwd: Path = REPO_ROOT,
+             timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs a command as a user of the repository would, capturing its output."""
+    # As in an activated environment: the dist_*.sh scripts call `python`.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ['PATH']])
+    env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
+    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def python_tool(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Runs ``tools/<script>`` with this interpreter."""
+    return run_tool(sys.executable, str(REPO_ROOT / 'tools' / script), *args, **kwargs)

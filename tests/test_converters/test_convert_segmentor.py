@@ -1,5 +1,4 @@
 """A whole mmseg segmentor file -> an mmtwins segmentor, decode heads included."""
-import pytest
 import torch
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS

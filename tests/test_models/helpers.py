@@ -6,7 +6,6 @@ from torch import nn
 
 import mmtwins.models  # noqa: F401  (registers the models)
 from mmtwins.registry import MODELS
-from tests.helpers import TINY_DAVIT, TINY_PCPVT, TINY_SVT  # noqa: F401
 
 # Neck settings of each family's official classifier.
 NECKS = {

@@ -8,7 +8,9 @@ import torch
 from mmengine.registry import DefaultScope
 
 from mmtwins.registry import MODELS
-from .helpers import TINY_DAVIT, TINY_SVT, build_classifier
+from tests.helpers import TINY_DAVIT, TINY_SVT
+
+from .helpers import build_classifier
 
 
 def classifier_cfg(scope, prefix):

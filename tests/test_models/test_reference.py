@@ -4,7 +4,9 @@ import torch
 
 from mmtwins.converters.reference import (davit_reference_to_mmtwins,
                                           twins_reference_to_mmtwins)
-from .helpers import TINY_DAVIT, TINY_SVT, build_backbone
+from tests.helpers import TINY_DAVIT, TINY_SVT
+
+from .helpers import build_backbone
 
 
 def test_twins_q_and_kv_fuse_into_qkv():

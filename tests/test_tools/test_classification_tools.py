@@ -3,7 +3,6 @@ import json
 import os
 import pickle
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,25 +10,13 @@ import pytest
 import timm
 import torch
 
-from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT,
-                            tiny_classification_config)
+from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT, python_tool, run_tool,
+                           tiny_classification_config)
 
 CONFIGS = {
     'twins': ('configs/twins/svt-s_8xb128_in1k.py', TINY_SVT),
     'davit': ('configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT),
 }
-
-
-def run_tool(*args: str, cwd: Path = REPO_ROOT, timeout: int = 600):
-    # As in an activated environment: the dist_*.sh scripts call `python`.
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ['PATH']])
-    env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
-    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def python_tool(script: str, *args: str, **kwargs):
-    return run_tool(sys.executable, str(REPO_ROOT / 'tools' / script), *args, **kwargs)
 
 
 def logged_test_accuracy(work_dir: Path) -> float:

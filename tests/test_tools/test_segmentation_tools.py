@@ -11,9 +11,8 @@ from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
 
-from tests.helpers import REPO_ROOT, TINY_PCPVT, TINY_SVT
+from tests.helpers import REPO_ROOT, TINY_PCPVT, TINY_SVT, python_tool, run_tool
 from tests.test_tools.segmentation_helpers import tiny_segmentation_config, write_ade20k
-from tests.test_tools.test_classification_tools import python_tool, run_tool
 
 ITERATIONS = 40
 CONFIGS = {

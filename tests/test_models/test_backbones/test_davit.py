@@ -8,7 +8,9 @@ from torch import nn
 
 from mmtwins.converters.reference import davit_reference_to_mmtwins
 from mmtwins.models.backbones.davit import ChannelAttention
-from ..helpers import (TINY_DAVIT, build_backbone, build_classifier, num_params,
+from tests.helpers import TINY_DAVIT
+
+from ..helpers import (build_backbone, build_classifier, num_params,
                        random_projection_loss)
 
 # timm name, arch, last channels, parameter count (spec, 1000 classes)

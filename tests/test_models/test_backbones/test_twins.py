@@ -10,7 +10,9 @@ from torch import nn
 from mmtwins.converters.reference import twins_reference_to_mmtwins
 from mmtwins.models.backbones.twins import GlobalSubsampledAttention
 from mmtwins.models.layers import WindowAttention
-from ..helpers import (TINY_PCPVT, TINY_SVT, build_backbone, build_classifier,
+from tests.helpers import TINY_PCPVT, TINY_SVT
+
+from ..helpers import (build_backbone, build_classifier,
                        num_params, random_projection_loss)
 
 # timm name, our type, arch, last channels, parameter count (spec, 1000 classes)
