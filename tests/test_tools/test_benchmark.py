@@ -1,0 +1,83 @@
+"""tools/analysis/benchmark.py on tiny models: well-formed output, every option runs.
+
+No timing is asserted: only that the numbers are there and positive.
+"""
+import importlib.util
+import re
+
+import pytest
+
+from tests.helpers import REPO_ROOT, TINY_DAVIT, TINY_SVT, python_tool
+
+FAST = ['--batch-size', '2', '--input-size', '64', '--warmup', '1', '--iters', '1',
+        '--rounds', '2']
+NUMBER = r'(\d+\.\d+)'
+
+
+def tiny_config(tmp_path, base_config: str, arch: dict) -> str:
+    """A config file of one of the zoo's classifiers, shrunk to ``arch``."""
+    path = tmp_path / f'tiny_{len(list(tmp_path.iterdir()))}.py'
+    path.write_text(f"""
+_base_ = [{str(REPO_ROOT / base_config)!r}]
+model = dict(backbone=dict(arch=dict(_delete_=True, **{arch!r})),
+             neck=dict(in_channels={arch['embed_dims'][-1]}),
+             head=dict(num_classes=10, in_channels={arch['embed_dims'][-1]}))
+""")
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', REPO_ROOT / 'tools' / 'analysis' / 'benchmark.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measured(output: str, key: str, label: str) -> float:
+    return float(re.search(rf'^  {key} +{label} +{NUMBER}', output, re.M).group(1))
+
+
+def test_command_line_inference_training_and_ratios(tmp_path):
+    config = tiny_config(tmp_path, 'configs/twins/svt-s_8xb128_in1k.py', TINY_SVT)
+    result = python_tool('analysis/benchmark.py', config, *FAST, '--threads', '1',
+                         '--train')
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert 'cpu, 1 threads, batch 2, 64x64, fp32, eager' in out
+    assert re.search(r'timm: Twins, mmtwins 0\.\d\d M params, timm 0\.\d\d M params', out)
+    for key in ('inference', 'train'):
+        assert measured(out, key, 'mmtwins') > 0 and measured(out, key, 'timm') > 0
+        assert re.search(rf'^  {key} +ratio +{NUMBER}x mmtwins/timm', out, re.M)
+    rows = re.findall(rf'^\| .*tiny_0\.py \| (\w+) \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$',
+                      out, re.M)
+    assert [row[0] for row in rows] == ['inference', 'train']
+
+
+def test_bf16_channels_last_davit(benchmark, tmp_path, capsys):
+    config = tiny_config(tmp_path, 'configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT)
+    benchmark.main([config, *FAST, '--dtype', 'bf16', '--channels-last', '--train'])
+    out = capsys.readouterr().out
+    assert 'bf16, channels_last, eager' in out and 'timm: DaVit' in out
+    assert measured(out, 'train', 'mmtwins') > 0 and measured(out, 'train', 'timm') > 0
+
+
+def test_with_cp_lowers_the_peak_memory_of_a_training_step(benchmark, tmp_path, capsys):
+    config = tiny_config(tmp_path, 'configs/twins/svt-s_8xb128_in1k.py', TINY_SVT)
+    peaks = []
+    for options in ([], ['--with-cp']):
+        benchmark.main([config, *FAST, '--no-inference', '--memory', '--no-timm',
+                        *options])
+        out = capsys.readouterr().out
+        assert 'no timm model compared' in out
+        assert not re.search(r'^  .* ratio ', out, re.M)
+        peaks.append(float(re.search(rf'train peak +mmtwins +{NUMBER} MiB', out).group(1)))
+    assert 0 < peaks[1] < peaks[0]
+
+
+def test_rejects_bad_arguments(benchmark):
+    with pytest.raises(SystemExit):
+        benchmark.main(['svt-s_8xb128_in1k', '--iters', '0'])
+    with pytest.raises(SystemExit):
+        benchmark.main(['svt-s_8xb128_in1k', '--memory', '--compile'])
