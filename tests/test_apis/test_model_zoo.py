@@ -10,7 +10,7 @@ from tests.helpers import REPO_ROOT, TINY_SVT
 
 def test_list_models_patterns_and_tasks():
     names = list_models()
-    assert len(names) == 9 + 15 and names == sorted(names)
+    assert len(names) == 9 + 15 + 36 and names == sorted(names)
     assert list_models('*SVT*', task='classification') == [
         'svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
     assert list_models('davit*', task='classification') == [
@@ -19,6 +19,8 @@ def test_list_models_patterns_and_tasks():
         'upernet_davit-b_8xb2-160k_ade20k-512x512', 'upernet_davit-s_8xb2-160k_ade20k-512x512',
         'upernet_davit-t_8xb2-160k_ade20k-512x512']
     assert list_models('fpn_*', task='classification') == []
+    assert list_models('retinanet_davit-t*', task='detection') == [
+        'retinanet_davit-t_fpn_ms-crop-1x_coco', 'retinanet_davit-t_fpn_ms-crop-3x_coco']
 
 
 @pytest.mark.parametrize('alias, name', [

@@ -1,0 +1,23 @@
+# RetinaNet with DaViT-T on COCO, 3x Swin setting, as the official DaViT detection configs
+# train: weight decay 0.05 on every parameter, drop path 0.2. Each returned map is
+# LayerNorm-ed.
+_base_ = [
+    '../_base_/models/retinanet_twins_fpn.py', '../_base_/datasets/coco_detection_ms-crop.py',
+    '../_base_/schedules/coco_3x_adamw.py', '../_base_/detection_runtime.py'
+]
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmtwins.DaViT',
+        arch='tiny',
+        out_indices=(0, 1, 2, 3),
+        norm_outputs=True,
+        drop_path_rate=0.2,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/davit/'
+            'davit-tiny_3rdparty_in1k_20221116-700fdf7d.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))
+
+optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))

@@ -1,0 +1,6 @@
+# Mask R-CNN with Twins-PCPVT-S on COCO, "3x Swin setting" (multi-scale and random-crop
+# training).
+_base_ = [
+    '../_base_/models/mask-rcnn_twins_fpn.py', '../_base_/datasets/coco_instance_ms-crop.py',
+    '../_base_/schedules/coco_3x_adamw.py', '../_base_/detection_runtime.py'
+]
