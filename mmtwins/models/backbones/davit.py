@@ -37,9 +37,14 @@ class ChannelAttention(MultiheadAttention):
         torch.Size([2, 7, 9, 96])
     """
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
-        return super().forward(x.flatten(1, 2)).view_as(x)
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
+        residual = None if residual is None else residual.flatten(1, 2)
+        return super().forward(x.flatten(1, 2), residual=residual).view_as(x)
 
     def attend(self,
                q: Tensor,

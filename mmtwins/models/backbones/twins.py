@@ -52,13 +52,19 @@ class GlobalSubsampledAttention(MultiheadAttention):
         else:
             self.sr = None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
         tokens = x.flatten(1, 2)
+        residual = None if residual is None else residual.flatten(1, 2)
         if self.sr is None:
-            return super().forward(tokens).view_as(x)
+            return super().forward(tokens, residual=residual).view_as(x)
         context = self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
-        return super().forward(tokens, self.norm(context)).view_as(x)
+        return super().forward(tokens, self.norm(context),
+                               residual=residual).view_as(x)
 
 
 class TwinsStage(nn.Module):

@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused import can_fuse, fused_linear
 from .window import window_key_mask, window_partition, window_reverse
 
 WINDOW_PADDINGS = ('mask', 'zero')
@@ -58,7 +59,8 @@ class MultiheadAttention(nn.Module):
     def forward(self,
                 x: Tensor,
                 context: Optional[Tensor] = None,
-                attn_mask: Optional[Tensor] = None) -> Tensor:
+                attn_mask: Optional[Tensor] = None,
+                residual: Optional[Tensor] = None) -> Tensor:
         """Attends from the tokens ``x`` to ``context`` (default: ``x`` itself).
 
         Args:
@@ -66,13 +68,14 @@ class MultiheadAttention(nn.Module):
             context: Key/value tokens ``(B, M, C)``; None for self-attention.
             attn_mask: Boolean mask broadcastable to ``(B, heads, N, M)``, True
                 where a query may attend to a key.
+            residual: ``(B, N, C)`` added to the output if given.
 
         Returns:
             ``(B, N, C)``.
         """
         q, k, v = self.split_qkv(x, context)
         out = self.attend(q, k, v, attn_mask)
-        return self.project(out.transpose(1, 2).flatten(2))
+        return self.project(out.transpose(1, 2).flatten(2), residual)
 
     def split_qkv(self, x: Tensor,
                   context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
@@ -81,14 +84,15 @@ class MultiheadAttention(nn.Module):
         Returns:
             ``q, k, v`` views of shape ``(B, heads, N or M, head_dim)``.
         """
+        linear = fused_linear if can_fuse(x, self) else F.linear
         if context is None:
-            return self._split_heads(self.qkv(x), 3)
+            return self._split_heads(linear(x, self.qkv.weight, self.qkv.bias), 3)
         q_weight, kv_weight = self.qkv.weight.split(
             [self.embed_dims, 2 * self.embed_dims])
         q_bias, kv_bias = (None, None) if self.qkv.bias is None else \
             self.qkv.bias.split([self.embed_dims, 2 * self.embed_dims])
-        q, = self._split_heads(F.linear(x, q_weight, q_bias), 1)
-        k, v = self._split_heads(F.linear(context, kv_weight, kv_bias), 2)
+        q, = self._split_heads(linear(x, q_weight, q_bias), 1)
+        k, v = self._split_heads(linear(context, kv_weight, kv_bias), 2)
         return q, k, v
 
     def attend(self,
@@ -101,9 +105,13 @@ class MultiheadAttention(nn.Module):
             q, k, v, attn_mask=attn_mask,
             dropout_p=self.attn_drop if self.training else 0.)
 
-    def project(self, x: Tensor) -> Tensor:
-        """The output projection (and its dropout) of heads merged into C channels."""
-        return self.proj_drop(self.proj(x))
+    def project(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """The output projection (and its dropout) of heads merged into C channels,
+        plus ``residual`` if given."""
+        if can_fuse(x, self):
+            return fused_linear(x, self.proj.weight, self.proj.bias, residual=residual)
+        out = self.proj_drop(self.proj(x))
+        return out if residual is None else residual + out
 
     def _split_heads(self, x: Tensor, parts: int) -> Tuple[Tensor, ...]:
         """``(B, N, parts * C)`` -> ``parts`` views of shape ``(B, heads, N, head_dim)``."""
@@ -150,8 +158,12 @@ class WindowAttention(MultiheadAttention):
         self.window_size = window_size
         self.window_padding = window_padding
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
         batch, height, width, _ = x.shape
         size = self.window_size
         pad_bottom, pad_right = -height % size, -width % size
@@ -167,4 +179,7 @@ class WindowAttention(MultiheadAttention):
         # less than copying the cropped map again.
         out = window_reverse(self.attend(q, k, v, attn_mask), size,
                              height + pad_bottom, width + pad_right)
-        return self.project(out)[:, :height, :width]
+        if not (pad_bottom or pad_right):
+            return self.project(out, residual)
+        out = self.project(out)[:, :height, :width]
+        return out if residual is None else residual + out

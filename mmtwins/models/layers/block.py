@@ -18,7 +18,8 @@ class TransformerBlock(nn.Module):
 
     Args:
         embed_dims: Channels C.
-        attn: Attention mapping ``(B, H, W, C)`` to ``(B, H, W, C)``.
+        attn: Attention mapping ``(B, H, W, C)`` to ``(B, H, W, C)``, with a
+            ``residual`` keyword argument that it adds to its output.
         mlp_ratio: Hidden channels of the MLP over C.
         drop_rate: Dropout inside the MLP.
         drop_path_rate: Stochastic depth rate, one draw per residual branch.
@@ -51,10 +52,18 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
-        x = self.cpe1(x)
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        x = self.cpe2(x)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = self.residual(self.attn, self.norm1, self.cpe1(x))
+        return self.residual(self.mlp, self.norm2, self.cpe2(x))
+
+    def residual(self, branch: nn.Module, norm: nn.Module, x: Tensor) -> Tensor:
+        """``x + DropPath(branch(norm(x)))``.
+
+        Without an active drop path the branch adds ``x`` itself, inside its last
+        linear layer where that is fused (:mod:`~mmtwins.models.layers.fused`).
+        """
+        if self.training and not isinstance(self.drop_path, nn.Identity):
+            return x + self.drop_path(branch(norm(x)))
+        return branch(norm(x), residual=x)
 
 
 def run_block(block: Callable[[Tensor], Tensor], x: Tensor,

@@ -1,5 +1,9 @@
 """The transformer feed-forward network."""
+from typing import Optional
+
 from torch import Tensor, nn
+
+from .fused import can_fuse, fused_linear
 
 
 class Mlp(nn.Module):
@@ -22,5 +26,14 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """Args: x: ``(..., C)``; residual: added to the output if given.
+
+        Returns:
+            ``(..., C)``.
+        """
+        if can_fuse(x, self):
+            hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+            return fused_linear(hidden, self.fc2.weight, self.fc2.bias, residual=residual)
+        out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return out if residual is None else residual + out
