@@ -1,0 +1,68 @@
+"""tools/analysis/get_flops.py: one table for models of every task, clear errors."""
+import importlib.util
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+from tests.test_tools.complexity_helpers import write_tiny_configs
+
+TOOL = REPO_ROOT / 'tools' / 'analysis' / 'get_flops.py'
+
+
+@pytest.fixture(scope='module')
+def get_flops():
+    """The tool as a module, to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(output: str) -> dict:
+    """Table rows by model: the cells after the model name."""
+    rows = [line.strip('| ').split(' | ') for line in output.splitlines()
+            if line.startswith('| ') and not line.startswith('| model')]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_counts_a_classifier_a_segmentor_and_a_detector(get_flops, capsys, tmp_path):
+    configs = write_tiny_configs(tmp_path)
+    assert get_flops.main([*map(str, configs.values()), '--shape', '100', '140',
+                           '--per-module', '1']) == 0
+    output = capsys.readouterr().out
+    rows = _rows(output)
+    tasks_and_inputs = [rows[str(path)][:2] for path in configs.values()]
+    assert tasks_and_inputs == [['classification', '100 x 140'],
+                                ['segmentation', '100 x 140'],
+                                ['detection', '128 x 160']]  # padded to 32 by mmdet
+    for path in configs.values():
+        assert float(rows[str(path)][4]) > 0, path  # FLOPs (G)
+        assert f'## {path}' in output  # its per-module table
+    assert '|  roi_head ' in output
+    assert 'aten::add, ' in output.split('counted as 0 FLOPs')[1]
+
+
+def test_zoo_model_is_compared_with_its_published_figure(get_flops, capsys):
+    assert get_flops.main(['davit-t*']) == 0
+    row = _rows(capsys.readouterr().out)['davit-t_4xb256_in1k']
+    assert row[:4] == ['classification', '224 x 224', '28.36', '28,360,168']
+    assert row[5] == '4.54'  # published
+    assert abs(float(row[6].rstrip('%'))) < 0.1  # difference
+
+
+@pytest.mark.parametrize('argument, message', [
+    ('svt-xs_8xb128_in1k', "unknown model name 'svt-xs_8xb128_in1k'. Did you mean"),
+    ('nope*', "'nope*' matches no zoo model"),
+    ('configs/nope.py', "config file 'configs/nope.py' does not exist"),
+])
+def test_a_model_that_cannot_be_built_is_named_in_the_error(get_flops, capsys, argument,
+                                                            message):
+    assert get_flops.main([argument]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_shape_takes_one_or_two_sides(get_flops, capsys):
+    with pytest.raises(SystemExit):
+        get_flops.parse_args(['svt-s_8xb128_in1k', '--shape', '1', '2', '3'])
+    assert '--shape takes H and W' in capsys.readouterr().err
+    assert get_flops.parse_args(['m', '--shape', '384']).shape == [384]
