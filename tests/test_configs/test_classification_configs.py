@@ -2,24 +2,14 @@
 import re
 
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmpretrain.registry import MODELS
 
-from mmtwins.apis import ModelZoo, list_models
+from mmtwins.apis import list_models
+from tests.test_configs.helpers import check_no_decay_keys_name_parameters, load_zoo_model
 
 
-def build_on_meta_device(config: Config) -> torch.nn.Module:
-    with DefaultScope.overwrite_default_scope(config.default_scope), torch.device('meta'):
-        return MODELS.build(config.model)
-
-
-@pytest.fixture(scope='module', params=list_models(task='classification'))
+@pytest.fixture(params=list_models(task='classification'))
 def zoo_model(request):
-    info = ModelZoo.get(request.param)
-    config = Config.fromfile(info.config)
-    return info, config, build_on_meta_device(config)
+    return load_zoo_model(request.param)
 
 
 def test_nine_released_classifiers():
@@ -33,11 +23,8 @@ def test_parameter_count_is_the_published_one(zoo_model):
 
 def test_every_no_decay_key_names_parameters(zoo_model):
     _, config, model = zoo_model
-    names = [name for name, _ in model.named_parameters()]
-    for key in config.optim_wrapper.paramwise_cfg.custom_keys:
-        matched = [name for name in names if key in name]
-        assert matched, f'custom key {key!r} matches no parameter'
-        assert config.optim_wrapper.paramwise_cfg.custom_keys[key]['decay_mult'] == 0.0
+    assert config.optim_wrapper.paramwise_cfg.custom_keys
+    check_no_decay_keys_name_parameters(config, model)
 
 
 def test_learning_rate_follows_the_linear_scaling_rule(zoo_model):

@@ -9,7 +9,9 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmtwins.apis import ModelZoo, list_models
+from mmtwins.apis import list_models
+from tests.test_configs.helpers import (check_backbone_starts_from_imagenet_weights,
+                                        check_no_decay_keys_name_parameters, load_zoo_model)
 
 DETECTORS = list_models(task='detection')
 TWINS = [name for name in DETECTORS if '_davit-' not in name]
@@ -19,15 +21,6 @@ DAVIT_PUBLISHED_PARAMS = {
     'mask-rcnn_davit-t': 47.8, 'mask-rcnn_davit-s': 69.2, 'mask-rcnn_davit-b': 107.3,
     'retinanet_davit-t': 38.5, 'retinanet_davit-s': 59.9, 'retinanet_davit-b': 98.5,
 }
-
-
-@functools.lru_cache(maxsize=None)
-def load_zoo_model(name: str):
-    """The zoo entry, its config and its model, built on the meta device (no memory)."""
-    info = ModelZoo.get(name)
-    config = Config.fromfile(info.config)
-    with DefaultScope.overwrite_default_scope(config.default_scope), torch.device('meta'):
-        return info, config, MODELS.build(config.model)
 
 
 @pytest.fixture(params=DETECTORS)
@@ -76,28 +69,15 @@ def test_parameter_count_is_the_metafile_one(zoo_model):
 
 
 def test_every_no_decay_key_names_parameters(zoo_model):
-    _, config, model = zoo_model
-    names = [name for name, _ in model.named_parameters()]
-    custom_keys = config.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
-    for key, options in custom_keys.items():
-        assert any(key in name for name in names), f'custom key {key!r} matches no parameter'
-        assert options['decay_mult'] == 0.0
+    check_no_decay_keys_name_parameters(zoo_model.config, zoo_model.model)
 
 
 def test_backbone_starts_from_the_published_imagenet_weights(zoo_model):
-    _, config, _ = zoo_model
-    backbone = config.model.backbone
-    family, size = re.search(r'_(pcpvt|svt|davit)-([tsbl])_', config.filename).groups()
-    classifier = {'davit': 'davit-{}_4xb256_in1k'}.get(family, family + '-{}_8xb128_in1k')
-    if size == 'l':
-        classifier = classifier.replace('8xb128', '16xb64')
-    assert backbone.init_cfg.type == 'Pretrained'
-    assert backbone.init_cfg.checkpoint == ModelZoo.get(classifier.format(size)).weights
-    # the official detection backbones: a norm after every SVT stage with zero-padded
-    # windows, none in PCPVT, DaViT's on the outputs
-    assert backbone.get('norm_after_stage', False) == (family == 'svt')
-    assert backbone.get('window_padding', 'mask') == ('zero' if family == 'svt' else 'mask')
-    assert backbone.get('norm_outputs', False) == (family == 'davit')
+    check_backbone_starts_from_imagenet_weights(zoo_model.config)
+    # the official detection SVT attends over zero-padded windows (no key mask)
+    svt = '_svt-' in zoo_model.info.name
+    assert zoo_model.config.model.backbone.get('window_padding', 'mask') == (
+        'zero' if svt else 'mask')
 
 
 def test_coco_data_and_padding(zoo_model):

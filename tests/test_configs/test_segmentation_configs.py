@@ -1,16 +1,12 @@
 """The ADE20K segmentation configs: published parameter counts and the official recipes."""
-import functools
-import re
-
 import pytest
 import timm
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmseg.registry import MODELS
 
-from mmtwins.apis import ModelZoo, get_model, list_models
+from mmtwins.apis import get_model, list_models
 from tests.helpers import REPO_ROOT, TINY_SVT
+from tests.test_configs.helpers import (check_backbone_starts_from_imagenet_weights,
+                                        check_no_decay_keys_name_parameters, load_zoo_model)
 
 # Millions of parameters in the papers' tables (Twins, DaViT): UperNet only.
 PUBLISHED_PARAMS = {
@@ -21,15 +17,6 @@ PUBLISHED_PARAMS = {
 SEGMENTORS = list_models(task='segmentation')
 UPERNETS = [name for name in SEGMENTORS if name.startswith('upernet_')]
 FPNS = [name for name in SEGMENTORS if name.startswith('fpn_')]
-
-
-@functools.lru_cache(maxsize=None)
-def load_zoo_model(name: str):
-    """The zoo entry, its config and its model, built on the meta device (no memory)."""
-    info = ModelZoo.get(name)
-    config = Config.fromfile(info.config)
-    with DefaultScope.overwrite_default_scope(config.default_scope), torch.device('meta'):
-        return info, config, MODELS.build(config.model)
 
 
 def stage_channels(model: torch.nn.Module) -> list:
@@ -56,27 +43,11 @@ def test_parameter_count_is_the_published_one(zoo_model):
 
 
 def test_every_no_decay_key_names_parameters(zoo_model):
-    _, config, model = zoo_model
-    names = [name for name, _ in model.named_parameters()]
-    custom_keys = config.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
-    for key, options in custom_keys.items():
-        assert any(key in name for name in names), f'custom key {key!r} matches no parameter'
-        assert options['decay_mult'] == 0.0
+    check_no_decay_keys_name_parameters(zoo_model.config, zoo_model.model)
 
 
 def test_backbone_starts_from_the_published_imagenet_weights(zoo_model):
-    _, config, _ = zoo_model
-    backbone = config.model.backbone
-    family, size = re.search(r'_(pcpvt|svt|davit)-([sbtl])_', config.filename).groups()
-    classifier = {'davit': 'davit-{}_4xb256_in1k'}.get(family, family + '-{}_8xb128_in1k')
-    if size == 'l':
-        classifier = classifier.replace('8xb128', '16xb64')
-    assert backbone.init_cfg.type == 'Pretrained'
-    assert backbone.init_cfg.checkpoint == ModelZoo.get(classifier.format(size)).weights
-    assert tuple(backbone.out_indices) == (0, 1, 2, 3)
-    # the dense variants: a norm after every SVT stage, none in PCPVT, DaViT's on the outputs
-    assert backbone.get('norm_after_stage', False) == (family == 'svt')
-    assert backbone.get('norm_outputs', False) == (family == 'davit')
+    check_backbone_starts_from_imagenet_weights(zoo_model.config)
 
 
 @pytest.mark.parametrize('name', UPERNETS)
