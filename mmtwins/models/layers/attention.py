@@ -84,7 +84,7 @@ class MultiheadAttention(nn.Module):
         Returns:
             ``q, k, v`` views of shape ``(B, heads, N or M, head_dim)``.
         """
-        linear = fused_linear if can_fuse(x, self) else F.linear
+        linear = fused_linear if can_fuse(x) else F.linear
         if context is None:
             return self._split_heads(linear(x, self.qkv.weight, self.qkv.bias), 3)
         q_weight, kv_weight = self.qkv.weight.split(
@@ -108,7 +108,7 @@ class MultiheadAttention(nn.Module):
     def project(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """The output projection (and its dropout) of heads merged into C channels,
         plus ``residual`` if given."""
-        if can_fuse(x, self):
+        if can_fuse(x) and not (self.training and self.proj_drop.p):
             return fused_linear(x, self.proj.weight, self.proj.bias, residual=residual)
         out = self.proj_drop(self.proj(x))
         return out if residual is None else residual + out

@@ -1,4 +1,4 @@
-"""Linear layers with their bias, GELU and residual sum fused by oneDNN, for CPU inference.
+"""Linear layers with their bias, GELU and residual sum fused by oneDNN, on CPU.
 
 On CPU, eager PyTorch spends on ``gelu(linear(x))`` three passes over the output beyond
 the matrix product (the bias is broadcast into it for MKL's product to accumulate onto,
@@ -7,40 +7,37 @@ In Twins and DaViT these outputs are the largest tensors (the MLP's hidden layer
 8 times the tokens), so those passes cost as much as the products themselves. oneDNN's
 matmul applies the bias, the exact (erf) GELU and the residual sum in the product's
 epilogue (``torch.ops.mkldnn._linear_pointwise``, the kernel that torch.compile's CPU
-backend fuses the same patterns into). The kernels have no autograd, so the modules use
-them only where :func:`can_fuse` says so and keep their plain path everywhere else.
+backend fuses the same patterns into). Where autograd records, a custom function runs
+the same kernels (without GELU in the epilogue: its backward needs the pre-activation)
+and computes the usual gradients.
 """
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 _LINEAR_POINTWISE = getattr(torch.ops.mkldnn, '_linear_pointwise', None) \
     if torch.backends.mkldnn.is_available() else None
 
 
-def can_fuse(x: Tensor, module: nn.Module) -> bool:
-    """Whether ``module`` may run its linear layers on ``x`` with :func:`fused_linear`.
+def can_fuse(x: Tensor) -> bool:
+    """Whether :func:`fused_linear` may run on ``x``.
 
-    That is fp32 CPU inference in eager mode: ``module`` in eval mode (so dropout and
-    drop path are no-ops), no autograd graph to record, no autocast, and neither
-    ``torch.compile`` (which fuses by itself) nor a tracer (ONNX export) at work.
-
-    Args:
-        x: The layer's input.
-        module: The module whose parameters the layers use.
+    That is an fp32 CPU tensor in eager mode: no autocast, and neither torch.compile
+    or torch.export (which fuse by themselves) nor a tracer (ONNX export) at work.
+    Callers also keep their plain path while a dropout between the fused operations
+    is live.
 
     Example:
-        >>> with torch.inference_mode():
-        ...     can_fuse(torch.rand(2, 8), nn.Linear(8, 8).eval())
-        True
+        >>> can_fuse(torch.rand(2, 8)), can_fuse(torch.rand(2, 8).double())
+        (True, False)
     """
-    if _LINEAR_POINTWISE is None or module.training or x.device.type != 'cpu' or \
-            x.dtype != torch.float32 or torch.is_autocast_enabled('cpu') or \
-            torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False
-    return not torch.is_grad_enabled() or not (
-        x.requires_grad or any(param.requires_grad for param in module.parameters()))
+    return (_LINEAR_POINTWISE is not None and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
+            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and not torch.jit.is_tracing())
 
 
 def fused_linear(x: Tensor,
@@ -48,9 +45,9 @@ def fused_linear(x: Tensor,
                  bias: Optional[Tensor] = None,
                  gelu: bool = False,
                  residual: Optional[Tensor] = None) -> Tensor:
-    """``gelu(x @ weight.T + bias)`` or ``residual + x @ weight.T + bias`` in one kernel.
+    """``gelu(x @ weight.T + bias)`` or ``residual + x @ weight.T + bias``, fused.
 
-    Only where :func:`can_fuse` holds.
+    Only where :func:`can_fuse` holds; differentiable (once).
 
     Args:
         x: ``(..., in_features)``.
@@ -63,16 +60,49 @@ def fused_linear(x: Tensor,
         ``(..., out_features)``.
 
     Example:
-        >>> layer = nn.Linear(8, 16)
-        >>> with torch.inference_mode():
-        ...     out = fused_linear(torch.rand(2, 8), layer.weight, layer.bias, gelu=True)
-        >>> out.shape
+        >>> layer = torch.nn.Linear(8, 16)
+        >>> fused_linear(torch.rand(2, 8), layer.weight, layer.bias, gelu=True).shape
         torch.Size([2, 16])
     """
+    if gelu and residual is not None:
+        raise ValueError('fused_linear fuses GELU or a residual sum, not both')
+    if torch.is_grad_enabled() and any(
+            tensor is not None and tensor.requires_grad
+            for tensor in (x, weight, bias, residual)):
+        return _FusedLinear.apply(x, weight, bias, gelu, residual)
     if residual is not None:
-        if gelu:
-            raise ValueError('fused_linear fuses GELU or a residual sum, not both')
         return _LINEAR_POINTWISE.binary(x, residual, weight, bias, 'add')
     if gelu:
         return _LINEAR_POINTWISE(x, weight, bias, 'gelu', [], 'none')
     return _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+
+
+class _FusedLinear(torch.autograd.Function):
+    """:func:`fused_linear` for autograd: the bias (and residual) fused in forward."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                gelu: bool, residual: Optional[Tensor]) -> Tensor:
+        if residual is not None:
+            ctx.save_for_backward(x, weight)
+            return _LINEAR_POINTWISE.binary(x, residual, weight, bias, 'add')
+        out = _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+        if not gelu:
+            ctx.save_for_backward(x, weight)
+            return out
+        ctx.save_for_backward(x, weight, out)
+        return F.gelu(out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: Tensor):
+        x, weight, *pre_activation = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias, _, needs_residual = ctx.needs_input_grad
+        grad_residual = grad if needs_residual else None
+        if pre_activation:
+            grad = torch.ops.aten.gelu_backward(grad, pre_activation[0])
+        grad = grad.reshape(-1, grad.shape[-1])
+        grad_x = (grad @ weight).view(x.shape) if needs_x else None
+        grad_weight = grad.t() @ x.reshape(-1, x.shape[-1]) if needs_weight else None
+        grad_bias = grad.sum(0) if needs_bias else None
+        return grad_x, grad_weight, grad_bias, None, grad_residual

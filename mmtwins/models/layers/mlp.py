@@ -32,7 +32,7 @@ class Mlp(nn.Module):
         Returns:
             ``(..., C)``.
         """
-        if can_fuse(x, self):
+        if can_fuse(x) and not (self.training and self.drop.p):
             hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
             return fused_linear(hidden, self.fc2.weight, self.fc2.bias, residual=residual)
         out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

@@ -1,53 +1,82 @@
-"""oneDNN-fused linear layers: same results as the plain path, used only where valid."""
+"""oneDNN-fused linear layers: the plain results and gradients, used only where valid."""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmtwins.models.layers import Mlp, TransformerBlock, WindowAttention
+from mmtwins.models.layers import Mlp, TransformerBlock, WindowAttention, fused
+from mmtwins.models.layers.block import ResidualDropPath
 from mmtwins.models.layers.fused import can_fuse, fused_linear
 
 
+def plain_linear(x, weight, bias, gelu=False, residual=None):
+    out = F.linear(x, weight, bias)
+    out = F.gelu(out) if gelu else out
+    return out if residual is None else residual + out
+
+
 @pytest.mark.parametrize('bias', [True, False])
-def test_fused_linear_matches_plain(bias):
+@pytest.mark.parametrize('kind', [dict(), dict(gelu=True), dict(residual=True)])
+def test_fused_linear_matches_plain_values_and_gradients(bias, kind):
     torch.manual_seed(0)
     layer = nn.Linear(16, 24, bias=bias)
-    x, residual = torch.randn(2, 5, 7, 16), torch.randn(2, 5, 7, 24)
+    # A non-contiguous input, as the heads merged by a transpose are.
+    x = torch.randn(2, 16, 5, 7).permute(0, 2, 3, 1).requires_grad_()
+    residual = torch.randn(2, 5, 7, 24, requires_grad=True) if 'residual' in kind else None
+    options = dict(gelu=kind.get('gelu', False), residual=residual)
     with torch.inference_mode():
-        plain = F.linear(x, layer.weight, layer.bias)
-        torch.testing.assert_close(fused_linear(x, layer.weight, layer.bias), plain)
-        torch.testing.assert_close(
-            fused_linear(x, layer.weight, layer.bias, gelu=True), F.gelu(plain))
-        torch.testing.assert_close(
-            fused_linear(x, layer.weight, layer.bias, residual=residual), residual + plain)
+        torch.testing.assert_close(fused_linear(x, layer.weight, layer.bias, **options),
+                                   plain_linear(x, layer.weight, layer.bias, **options))
+    grad = torch.randn(2, 5, 7, 24)
+    inputs = [t for t in (x, layer.weight, layer.bias, residual) if t is not None]
+    fused = torch.autograd.grad(fused_linear(x, layer.weight, layer.bias, **options),
+                                inputs, grad)
+    plain = torch.autograd.grad(plain_linear(x, layer.weight, layer.bias, **options),
+                                inputs, grad)
+    for fused_grad, plain_grad in zip(fused, plain):
+        torch.testing.assert_close(fused_grad, plain_grad)
+
+
+def test_fused_linear_refuses_gelu_and_residual_together():
     with pytest.raises(ValueError, match='not both'):
-        fused_linear(x, layer.weight, gelu=True, residual=residual)
+        fused_linear(torch.rand(2, 4), torch.rand(4, 4), gelu=True, residual=torch.rand(2, 4))
 
 
-def test_can_fuse_only_for_fp32_cpu_inference_without_autograd():
-    layer, x = nn.Linear(8, 8), torch.randn(2, 8)
-    assert not can_fuse(x, layer)  # training mode: dropout and drop path are live
-    layer.eval()
-    assert not can_fuse(x, layer)  # autograd records the parameters
-    with torch.no_grad():
-        assert can_fuse(x, layer)
-        assert not can_fuse(x.double(), layer)
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            assert not can_fuse(x, layer)
-    layer.requires_grad_(False)
-    assert can_fuse(x, layer)
-    assert not can_fuse(x.requires_grad_(), layer)
+def test_can_fuse_only_fp32_cpu_eager():
+    x = torch.randn(2, 8)
+    assert can_fuse(x) and not can_fuse(x.double())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert not can_fuse(x)
+    compiled = torch.compile(can_fuse, backend='eager', fullgraph=True)
+    assert not compiled(x)
 
 
 @pytest.mark.parametrize('height, width', [(6, 9), (5, 7)])  # padded windows, or not
-def test_block_inference_equals_its_autograd_path(height, width):
+@pytest.mark.parametrize('drop_path_rate', [0., 0.3])
+def test_block_fused_paths_equal_the_plain_one(height, width, drop_path_rate,
+                                               monkeypatch):
     torch.manual_seed(0)
     block = TransformerBlock(8, WindowAttention(8, 2, window_size=3), mlp_ratio=3,
-                             with_cpe=True).eval()
+                             drop_path_rate=drop_path_rate, with_cpe=True)
     x = torch.randn(2, height, width, 8)
-    with torch.inference_mode():
-        fused = block(x)
-    torch.testing.assert_close(fused, block(x).detach())
+
+    def run(mode: str):
+        torch.manual_seed(1)
+        block.zero_grad()
+        if mode == 'inference':
+            with torch.inference_mode():
+                return block.eval()(x), []
+        out = block.train()(x)
+        out.sum().backward()
+        return out, [param.grad for param in block.parameters()]
+
+    fused_runs = [run(mode) for mode in ('inference', 'train')]
+    monkeypatch.setattr(fused, '_LINEAR_POINTWISE', None)  # the plain path
+    for (fused_out, fused_grads), mode in zip(fused_runs, ('inference', 'train')):
+        plain_out, plain_grads = run(mode)
+        torch.testing.assert_close(fused_out, plain_out)
+        for fused_grad, plain_grad in zip(fused_grads, plain_grads):
+            torch.testing.assert_close(fused_grad, plain_grad)
 
 
 def test_mlp_adds_the_residual_after_its_dropout():
@@ -57,3 +86,13 @@ def test_mlp_adds_the_residual_after_its_dropout():
     out = mlp(x, residual=residual)
     torch.manual_seed(1)
     torch.testing.assert_close(out, residual + mlp(x))
+
+
+def test_residual_drop_path_drops_whole_samples_and_rescales():
+    torch.manual_seed(0)
+    drop = ResidualDropPath(0.25).train()
+    out = drop(torch.zeros(64, 3, 5), torch.ones(64, 3, 5))
+    per_sample = out.flatten(1)
+    torch.testing.assert_close(per_sample.unique(), torch.tensor([0., 4 / 3]))
+    assert (per_sample == per_sample[:, :1]).all()
+    torch.testing.assert_close(drop.eval()(torch.ones(2), torch.ones(2)), torch.full((2, ), 2.))
