@@ -42,10 +42,10 @@ def measured(output: str, key: str, label: str) -> float:
 def test_command_line_inference_training_and_ratios(tmp_path):
     config = tiny_config(tmp_path, 'configs/twins/svt-s_8xb128_in1k.py', TINY_SVT)
     result = python_tool('analysis/benchmark.py', config, *FAST, '--threads', '1',
-                         '--train')
+                         '--train', '--timer', 'cpu')
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert 'cpu, 1 threads, batch 2, 64x64, fp32, eager' in out
+    assert 'cpu, 1 threads, cpu clock, batch 2, 64x64, fp32, eager' in out
     assert re.search(r'timm: Twins, mmtwins 0\.\d\d M params, timm 0\.\d\d M params', out)
     for key in ('inference', 'train'):
         assert measured(out, key, 'mmtwins') > 0 and measured(out, key, 'timm') > 0
@@ -81,3 +81,5 @@ def test_rejects_bad_arguments(benchmark):
         benchmark.main(['svt-s_8xb128_in1k', '--iters', '0'])
     with pytest.raises(SystemExit):
         benchmark.main(['svt-s_8xb128_in1k', '--memory', '--compile'])
+    with pytest.raises(SystemExit):
+        benchmark.main(['svt-s_8xb128_in1k', '--device', 'cuda', '--timer', 'cpu'])

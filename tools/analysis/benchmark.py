@@ -5,7 +5,8 @@ images, warm-up iterations, then timed iterations, in images per second. When ti
 installed and the model is an ImageNet classifier of ours, timm's model of the same
 architecture (its ``Twins`` or ``DaVit`` class, built from the backbone's arch) runs in
 the same process, interleaved round by round with ours, so that both see the same
-machine load; the ratio mmtwins / timm is printed for each measurement.
+machine load; the ratio mmtwins / timm is printed for each measurement. With
+``--compile`` both are compiled, and mmtwins' eager model is timed beside them.
 
 Numbers per model and measurement: the best round (the least disturbed by other work on
 the machine), the median round, and the median of the per-round ratios. Peak memory of
@@ -21,6 +22,7 @@ Example:
         --threads 2 --train --memory
     python tools/analysis/benchmark.py configs/twins/svt-b_8xb128_in1k.py --compile
     python tools/analysis/benchmark.py svt-s_8xb128_in1k --train --memory --with-cp
+    python tools/analysis/benchmark.py svt-s_8xb128_in1k --threads 1 --timer cpu
 """
 import argparse
 import contextlib
@@ -88,8 +90,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='models and input in torch.channels_last memory format')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile each model (the first call, timed apart, '
-                        'compiles)')
+                        'compiles); mmtwins\' eager model is timed too, as "eager"')
     parser.add_argument('--threads', type=int, help='torch.set_num_threads')
+    parser.add_argument('--timer', choices=('wall', 'cpu'), default='wall',
+                        help='cpu: this process\'s CPU time instead of the wall clock, '
+                        'so that other work on a shared machine does not count (with 1 '
+                        'thread; with more, threads waiting for each other count)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=2, help='untimed iterations (at least 1)')
     parser.add_argument('--iters', type=int, default=3, help='timed iterations a round')
@@ -111,6 +117,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--warmup, --iters and --rounds must be at least 1')
     if len(args.input_size) > 2:
         parser.error('--input-size takes one or two numbers')
+    if args.timer == 'cpu' and args.device != 'cpu':
+        parser.error('--timer cpu times CPU work; use the wall clock on a GPU')
     if args.memory and args.compile:
         parser.error('--memory measures eager steps; run it without --compile')
     return args
@@ -210,14 +218,15 @@ def time_rounds(candidates: List[Candidate], step: Callable[[Candidate], None],
         candidate.first_call_s[key] = time.perf_counter() - start
         for _ in range(args.warmup - 1):
             step(candidate)
+    clock = time.process_time if args.timer == 'cpu' else time.perf_counter
     for _ in range(args.rounds):
         for candidate in candidates:
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(args.iters):
                 step(candidate)
             synchronize(device)
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             candidate.rounds.setdefault(key, []).append(
                 args.batch_size * args.iters / elapsed)
 
@@ -266,8 +275,11 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
             candidate.module.to(memory_format=torch.channels_last)
         params = sum(param.numel() for param in candidate.module.parameters())
         description += f', {candidate.label} {params / 1e6:.2f} M params'
-        if args.compile:
+    if args.compile:
+        eager = Candidate('eager', candidates[0].module)
+        for candidate in candidates:
             candidate.module = torch.compile(candidate.module)
+        candidates.append(eager)
     return candidates, description
 
 
@@ -305,7 +317,7 @@ def benchmark(name: str, args: argparse.Namespace) -> List[Tuple[str, ...]]:
                 lambda: train_step(candidate, x, autocast), device)
     rows = [summarise(key, candidates) for key in measurements]
     for candidate in candidates:
-        if args.compile:
+        if args.compile and candidate.label != 'eager':
             for key, seconds in candidate.first_call_s.items():
                 print(f'  compile     {candidate.label:8s} {key} first call {seconds:.1f} s')
         if candidate.peak_mib is not None:
@@ -317,7 +329,11 @@ def benchmark(name: str, args: argparse.Namespace) -> List[Tuple[str, ...]]:
 
 
 def summarise(key: str, candidates: List[Candidate]) -> Tuple[str, ...]:
-    """Prints one measurement's lines; returns (measurement, mmtwins, timm, ratio)."""
+    """Prints one measurement's lines; returns (measurement, mmtwins, timm, ratio).
+
+    The ratios are mmtwins' over each other candidate's (timm's; with ``--compile``
+    also mmtwins' eager model's).
+    """
     unit = 'img/s' if key == 'inference' else 'img/s (train steps)'
     best = {}
     for candidate in candidates:
@@ -325,14 +341,17 @@ def summarise(key: str, candidates: List[Candidate]) -> Tuple[str, ...]:
         best[candidate.label] = max(rounds)
         print(f'  {key:11s} {candidate.label:8s} {max(rounds):8.2f} {unit} '
               f'(median {statistics.median(rounds):.2f}; {len(rounds)} rounds)', flush=True)
-    if len(candidates) < 2:
-        return key, f'{best["mmtwins"]:.2f}', '', ''
-    ratio = best['mmtwins'] / best['timm']
-    paired = statistics.median(a / b for a, b in zip(candidates[0].rounds[key],
-                                                     candidates[1].rounds[key]))
-    print(f'  {key:11s} ratio    {ratio:.2f}x mmtwins/timm (median of the rounds\' '
-          f'ratios {paired:.2f}x)', flush=True)
-    return key, f'{best["mmtwins"]:.2f}', f'{best["timm"]:.2f}', f'{ratio:.2f}x'
+    ours = candidates[0]
+    for other in candidates[1:]:
+        paired = statistics.median(
+            a / b for a, b in zip(ours.rounds[key], other.rounds[key]))
+        print(f'  {key:11s} ratio    {best[ours.label] / best[other.label]:.2f}x '
+              f'mmtwins/{other.label} (median of the rounds\' ratios {paired:.2f}x)',
+              flush=True)
+    if 'timm' not in best:
+        return key, f'{best[ours.label]:.2f}', '', ''
+    return (key, f'{best[ours.label]:.2f}', f'{best["timm"]:.2f}',
+            f'{best[ours.label] / best["timm"]:.2f}x')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -341,7 +360,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     mode = 'torch.compile' if args.compile else 'eager'
     layout = ', channels_last' if args.channels_last else ''
-    print(f'{args.device}, {torch.get_num_threads()} threads, batch {args.batch_size}, '
+    print(f'{args.device}, {torch.get_num_threads()} threads, {args.timer} clock, '
+          f'batch {args.batch_size}, '
           f'{"x".join(map(str, (args.input_size * 2)[:2]))}, {args.dtype}{layout}, '
           f'{mode}, torch {torch.__version__}; {args.warmup} warm-up and {args.rounds} '
           f'rounds of {args.iters} iterations', flush=True)
