@@ -9,7 +9,7 @@ matmul applies the bias, the exact (erf) GELU and the residual sum in the produc
 epilogue (``torch.ops.mkldnn._linear_pointwise``, the kernel that torch.compile's CPU
 backend fuses the same patterns into). Where autograd records, a custom function runs
 the same kernels (without GELU in the epilogue: its backward needs the pre-activation)
-and computes the usual gradients.
+and computes the usual gradients, the input's with oneDNN too.
 """
 from typing import Optional
 
@@ -102,7 +102,9 @@ class _FusedLinear(torch.autograd.Function):
         if pre_activation:
             grad = torch.ops.aten.gelu_backward(grad, pre_activation[0])
         grad = grad.reshape(-1, grad.shape[-1])
-        grad_x = (grad @ weight).view(x.shape) if needs_x else None
+        # oneDNN reads the transposed weight as it is, faster here than MKL's product.
+        grad_x = _LINEAR_POINTWISE(grad, weight.t(), None, 'none', [], '').view(
+            x.shape) if needs_x else None
         grad_weight = grad.t() @ x.reshape(-1, x.shape[-1]) if needs_weight else None
         grad_bias = grad.sum(0) if needs_bias else None
         return grad_x, grad_weight, grad_bias, None, grad_residual
