@@ -7,7 +7,9 @@ from typing import Iterator
 import pytest
 from mmengine.registry import DefaultScope
 
-from tests.helpers import write_colour_classes
+from tests.helpers import TINY_PCPVT, TINY_SVT, write_colour_classes
+from tests.test_tools.detection_helpers import (DETECTOR_EPOCHS, TRAINED_CONFIGS, train_detector,
+                                                write_coco)
 
 
 @contextmanager
@@ -47,3 +49,21 @@ def colour_dataset(tmp_path_factory) -> Path:
     write_colour_classes(root / 'train', 8, seed=0)
     write_colour_classes(root / 'val', 6, seed=1)
     return root
+
+
+@pytest.fixture(scope='session')
+def tiny_coco(tmp_path_factory) -> Path:
+    """The ``coco`` folder of :func:`~tests.test_tools.detection_helpers.write_coco`."""
+    return write_coco(tmp_path_factory.mktemp('coco'))
+
+
+@pytest.fixture(scope='session')
+def trained_detectors(tiny_coco, tmp_path_factory) -> dict:
+    """A tiny Mask R-CNN (Twins-SVT) and RetinaNet (Twins-PCPVT) trained with tools/train.py.
+
+    Session-scoped: the detection tool and inference tests share them (a few minutes).
+    """
+    archs = {'mask-rcnn': TINY_SVT, 'retinanet': TINY_PCPVT}
+    return {kind: train_detector(config, archs[kind], tiny_coco,
+                                 tmp_path_factory.mktemp(kind), DETECTOR_EPOCHS)
+            for kind, config in TRAINED_CONFIGS.items()}

@@ -1,6 +1,7 @@
-# DaViT in the UperNet recipe of Twins (the DaViT paper follows Swin's ADE20K setting, the
-# same optimiser, schedule and heads), with Swin's drop path 0.3. Each returned map is
-# LayerNorm-ed (`norm_outputs`); no decay on norms and the conv position encodings.
+# DaViT in the UperNet recipe of Twins (the official DaViT UperNet config has the same
+# optimiser, schedule, heads and drop path 0.3). Each returned map is LayerNorm-ed
+# (`norm_outputs`); no decay on norms and the conv position encodings (the official config
+# decays them).
 _base_ = ['../twins/upernet_pcpvt-s_8xb2-160k_ade20k-512x512.py']
 
 model = dict(

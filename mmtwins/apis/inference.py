@@ -1,7 +1,8 @@
 """``inference_model``: predictions for images, from a model or a zoo name.
 
 Classification goes through mmpretrain's ``ImageClassificationInferencer``, so results are
-exactly what mmpretrain returns; segmentation through mmseg's ``inference_model``.
+exactly what mmpretrain returns; segmentation through mmseg's ``inference_model``, detection
+through mmdet's ``inference_detector``.
 """
 import copy
 import os.path as osp
@@ -52,21 +53,85 @@ def _segment(model: torch.nn.Module,
              opacity: float = 0.5) -> List[dict]:
     """Label maps (and logits) of a segmentor, one image at a time; optional overlays."""
     from mmseg.apis import inference_model as mmseg_inference_model
-    out_files = [out_file] if isinstance(out_file, str) else out_file
-    if out_files is not None and len(out_files) != len(images):
-        raise ValueError(f'out_file: one path per image, got {len(out_files)} paths for '
-                         f'{len(images)} images')
     results = []
-    for index, image in enumerate(images):
+    for image, path in zip(images, _out_files(out_file, images)):
         model.cfg = _mmseg_config(model._config, image)
         with DefaultScope.overwrite_default_scope(model.cfg.default_scope):
             sample = mmseg_inference_model(model, image)
         result = dict(pred_label_map=sample.pred_sem_seg.data[0].cpu().numpy())
         if return_logits:
             result['logits'] = sample.seg_logits.data.cpu().numpy()
-        if out_files is not None:
-            _save_overlay(model, image, sample, out_files[index], opacity)
+        if path is not None:
+            _save_overlay(model, image, sample, path, opacity)
         results.append(result)
+    return results
+
+
+def _out_files(out_file: Union[str, Sequence[str], None], images: List[ImageInput]):
+    """One output path per image (or ``None``s), checked."""
+    if out_file is None:
+        return [None] * len(images)
+    out_files = [out_file] if isinstance(out_file, str) else list(out_file)
+    if len(out_files) != len(images):
+        raise ValueError(f'out_file: one path per image, got {len(out_files)} paths for '
+                         f'{len(images)} images')
+    return out_files
+
+
+def _detection_result(sample, class_names: Sequence[str]) -> dict:
+    """Numpy arrays of one image's detections; ``masks`` when the model predicts them."""
+    instances = sample.pred_instances.cpu()
+    result = dict(bboxes=instances.bboxes.numpy(), scores=instances.scores.numpy(),
+                  labels=instances.labels.numpy())
+    if class_names:
+        result['label_names'] = [class_names[label] for label in result['labels']]
+    if 'masks' in instances:
+        result['masks'] = instances.masks.numpy().astype(bool)
+    return result
+
+
+def _draw_detections(model: torch.nn.Module, image: ImageInput, sample, out_file: str,
+                     score_thr: float) -> None:
+    from mmdet.visualization import DetLocalVisualizer
+    image = mmcv.imread(image) if isinstance(image, str) else image
+    visualizer = DetLocalVisualizer.get_instance('mmtwins_inference_model')
+    visualizer.dataset_meta = model._dataset_meta
+    visualizer.add_datasample('detections', mmcv.bgr2rgb(image), data_sample=sample,
+                              draw_gt=False, show=False, out_file=out_file,
+                              pred_score_thr=score_thr)
+
+
+def _detection_pipeline(config: Config, image: ImageInput):
+    """The test pipeline of ``config``, reading ``image`` from a file or an array.
+
+    Passed to mmdet's ``inference_detector`` rather than left to it: mmdet 3.3 switches the
+    first transform for arrays on a shallow copy of ``model.cfg``, so after one array every
+    later file input of that model fails.
+    """
+    from mmcv.transforms import Compose
+    from mmdet.utils import get_test_pipeline_cfg
+    pipeline = copy.deepcopy(get_test_pipeline_cfg(config))
+    if isinstance(image, np.ndarray):
+        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
+    return Compose(pipeline)
+
+
+def _detect(model: torch.nn.Module,
+            images: List[ImageInput],
+            out_file: Union[str, Sequence[str], None] = None,
+            score_thr: float = 0.3) -> List[dict]:
+    """Boxes, scores, labels (and masks) of a detector; optional drawn images."""
+    from mmdet.apis import inference_detector
+    out_files = _out_files(out_file, images)
+    model.cfg = model._config
+    class_names = model._dataset_meta.get('classes', ())
+    results = []
+    with DefaultScope.overwrite_default_scope(model.cfg.default_scope):
+        for image, path in zip(images, out_files):
+            sample = inference_detector(model, image, _detection_pipeline(model.cfg, image))
+            if path is not None:
+                _draw_detections(model, image, sample, path, score_thr)
+            results.append(_detection_result(sample, class_names))
     return results
 
 
@@ -74,6 +139,7 @@ def _segment(model: torch.nn.Module,
 INFERENCE_FUNCTIONS: Dict[str, Callable[..., List[dict]]] = {
     'classification': _classify,
     'segmentation': _segment,
+    'detection': _detect,
 }
 
 
@@ -103,6 +169,8 @@ def inference_model(model: Union[torch.nn.Module, str],
             Segmentation: ``return_logits`` (default ``False``), ``out_file`` (a path for
             one image, a list of paths for a list: the image with the label map painted
             over it in the dataset's palette) and ``opacity`` of that overlay (0.5).
+            Detection: ``out_file`` (the image with the boxes, masks and class names of
+            the detections scoring at least ``score_thr`` drawn on it; default 0.3).
 
     Returns:
         For one image a dict, for a list a list of dicts. Classification:
@@ -110,6 +178,10 @@ def inference_model(model: Union[torch.nn.Module, str],
         known, ``pred_class``, as mmpretrain returns them. Segmentation:
         ``pred_label_map``, an ``(H, W)`` integer array of class indices at the image's
         size, and with ``return_logits=True`` the ``(num_classes, H, W)`` ``logits``.
+        Detection: all the detections the model keeps (up to 100), best first:
+        ``bboxes`` ``(N, 4)`` as ``x1, y1, x2, y2`` in image pixels, ``scores`` ``(N,)``,
+        ``labels`` ``(N,)`` class indices, ``label_names`` when the class names are known
+        and, for instance segmentation, ``masks`` ``(N, H, W)`` booleans.
 
     Example:
         >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
@@ -120,6 +192,11 @@ def inference_model(model: Union[torch.nn.Module, str],
         >>> inference_model(segmentor, 'demo/grace_hopper.jpg', out_file='overlay.png')[
         ...     'pred_label_map'].shape
         (600, 512)
+        >>> detector = get_model('mask-rcnn_svt-s_fpn_1x_coco',
+        ...                      pretrained='work_dirs/mask-rcnn_svt-s/epoch_12.pth')
+        >>> result = inference_model(detector, 'demo/grace_hopper.jpg', out_file='boxes.jpg')
+        >>> sorted(result)
+        ['bboxes', 'label_names', 'labels', 'masks', 'scores']
     """
     single = not isinstance(images, (list, tuple))
     batch = [images] if single else list(images)

@@ -138,10 +138,17 @@ def _resolve(model: Union[str, Path, Config]) -> Tuple[Config, Optional[ModelInf
 
 
 def _dataset_meta(config: Config, checkpoint_meta: dict) -> dict:
-    """Class names: from the checkpoint if it has them, else from the test dataset class."""
+    """Class names: from the checkpoint if it has them, else from the test dataset.
+
+    The test dataset's ``metainfo`` in the config wins over its class's defaults (a config
+    training on its own classes).
+    """
     if 'dataset_meta' in checkpoint_meta:
         return checkpoint_meta['dataset_meta']
-    dataset_type = config.get('test_dataloader', {}).get('dataset', {}).get('type')
+    dataset = config.get('test_dataloader', {}).get('dataset', {})
+    if dataset.get('metainfo'):
+        return dict(dataset['metainfo'])
+    dataset_type = dataset.get('type')
     if dataset_type is None:
         return {}
     from mmengine.registry import DATASETS
