@@ -1,6 +1,7 @@
 """The real train/test tools on a tiny COCO: Mask R-CNN and RetinaNet, mmdet's COCO metric."""
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from mmdet.structures.mask import PolygonMasks
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
-from tests.helpers import REPO_ROOT, python_tool
+from tests.helpers import REPO_ROOT, python_tool, run_tool
 from tests.test_tools.detection_helpers import CATEGORIES, IMAGE_SIZE
 
 # What the tiny detectors reach on the validation images in 80 iterations from random
@@ -123,3 +124,15 @@ def test_missing_coco_stops_with_the_expected_layout(tmp_path):
     assert 'Traceback' not in result.stderr
     assert "'data/coco/'" in result.stderr
     assert 'docs/detection.md#prepare-coco' in result.stderr
+
+
+def test_distributed_test_on_cpu_gives_the_single_process_metrics(trained_detectors,
+                                                                  tmp_path):
+    detector = trained_detectors['retinanet']
+    result = run_tool('bash', str(REPO_ROOT / 'tools/dist_test.sh'), str(detector.config),
+                      str(detector.checkpoint), '2', '--work-dir', str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    # from the log: every rank writes the metrics json, which may garble it (MMEngine 0.10.7)
+    (logged, ) = re.findall(r'Epoch\(test\).* coco/bbox_mAP: ([\d.]+)',
+                            result.stdout + result.stderr)
+    assert float(logged) == detector.validation['bbox_mAP']
