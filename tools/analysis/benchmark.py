@@ -43,8 +43,6 @@ from mmtwins.apis import get_model  # noqa: E402
 from mmtwins.models.backbones import DaViT, TwinsPCPVT, TwinsSVT  # noqa: E402
 from mmtwins.models.layers import WindowAttention  # noqa: E402
 
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
-
 
 class TensorForward(nn.Module):
     """An mmengine model's tensor forward (``mode='tensor'``) as a plain module.
@@ -84,7 +82,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--input-size', type=int, nargs='+', default=[224],
                         help='side, or height and width, of the random images')
-    parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32',
+    parser.add_argument('--dtype', choices=('fp32', 'bf16'), default='fp32',
                         help='bf16 runs forward and loss under torch.autocast')
     parser.add_argument('--channels-last', action='store_true',
                         help='models and input in torch.channels_last memory format')
