@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import can_fuse, fused_linear
+from .fused import can_fuse, fused_linear, linear_dropout_residual
 from .window import window_key_mask, window_partition, window_reverse
 
 WINDOW_PADDINGS = ('mask', 'zero')
@@ -108,10 +108,7 @@ class MultiheadAttention(nn.Module):
     def project(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """The output projection (and its dropout) of heads merged into C channels,
         plus ``residual`` if given."""
-        if can_fuse(x) and not (self.training and self.proj_drop.p):
-            return fused_linear(x, self.proj.weight, self.proj.bias, residual=residual)
-        out = self.proj_drop(self.proj(x))
-        return out if residual is None else residual + out
+        return linear_dropout_residual(x, self.proj, self.proj_drop, residual)
 
     def _split_heads(self, x: Tensor, parts: int) -> Tuple[Tensor, ...]:
         """``(B, N, parts * C)`` -> ``parts`` views of shape ``(B, heads, N, head_dim)``."""

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 _LINEAR_POINTWISE = getattr(torch.ops.mkldnn, '_linear_pointwise', None) \
@@ -75,6 +75,26 @@ def fused_linear(x: Tensor,
     if gelu:
         return _LINEAR_POINTWISE(x, weight, bias, 'gelu', [], 'none')
     return _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+
+
+def linear_dropout_residual(x: Tensor,
+                            layer: nn.Linear,
+                            dropout: nn.Dropout,
+                            residual: Optional[Tensor] = None) -> Tensor:
+    """``residual + dropout(layer(x))`` (no sum without ``residual``), fused where it can be.
+
+    The last layer of a residual branch (MLP ``fc2``, attention ``proj``): fused while
+    :func:`can_fuse` holds and the dropout is inactive.
+
+    Example:
+        >>> layer, x = torch.nn.Linear(8, 8), torch.rand(2, 8)
+        >>> linear_dropout_residual(x, layer, torch.nn.Dropout(0.), residual=x).shape
+        torch.Size([2, 8])
+    """
+    if can_fuse(x) and not (dropout.training and dropout.p):
+        return fused_linear(x, layer.weight, layer.bias, residual=residual)
+    out = dropout(layer(x))
+    return out if residual is None else residual + out
 
 
 class _FusedLinear(torch.autograd.Function):

@@ -3,7 +3,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from .fused import can_fuse, fused_linear
+from .fused import can_fuse, fused_linear, linear_dropout_residual
 
 
 class Mlp(nn.Module):
@@ -34,6 +34,6 @@ class Mlp(nn.Module):
         """
         if can_fuse(x) and not (self.training and self.drop.p):
             hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-            return fused_linear(hidden, self.fc2.weight, self.fc2.bias, residual=residual)
-        out = self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-        return out if residual is None else residual + out
+        else:
+            hidden = self.drop(self.act(self.fc1(x)))
+        return linear_dropout_residual(hidden, self.fc2, self.drop, residual)
