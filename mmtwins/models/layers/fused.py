@@ -10,6 +10,14 @@ epilogue (``torch.ops.mkldnn._linear_pointwise``, the kernel that torch.compile'
 backend fuses the same patterns into). Where autograd records, a custom function runs
 the same kernels (without GELU in the epilogue: its backward needs the pre-activation)
 and computes the usual gradients, the input's with oneDNN too.
+
+Under ``torch.compile`` inference (no autograd) calls the kernel through the custom
+operator ``mmtwins::onednn_linear``, which inductor runs as it is and fuses the rest of
+the graph around: inductor's own lowering of ``mkldnn._linear_pointwise`` takes only
+weights that are graph constants (``freezing=True``), and the products it emits instead
+lose to this eager path. Compiled training keeps the plain layers, which inductor
+compiles faster and runs faster than it runs the custom function
+(``docs/benchmark.md``).
 """
 from typing import Optional
 
@@ -25,10 +33,10 @@ _LINEAR_POINTWISE = getattr(torch.ops.mkldnn, '_linear_pointwise', None) \
 def can_fuse(x: Tensor) -> bool:
     """Whether :func:`fused_linear` may run on ``x``.
 
-    That is an fp32 CPU tensor in eager mode: no autocast, and neither torch.compile
-    or torch.export (which fuse by themselves) nor a tracer (ONNX export) at work.
-    Callers also keep their plain path while a dropout between the fused operations
-    is live.
+    That is an fp32 CPU tensor, outside autocast, torch.export and tracers (ONNX
+    export), which need standard operators, and under torch.compile only where
+    autograd does not record. Callers also keep their plain path while a dropout
+    between the fused operations is live.
 
     Example:
         >>> can_fuse(torch.rand(2, 8)), can_fuse(torch.rand(2, 8).double())
@@ -36,8 +44,8 @@ def can_fuse(x: Tensor) -> bool:
     """
     return (_LINEAR_POINTWISE is not None and x.device.type == 'cpu'
             and x.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
-            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-            and not torch.jit.is_tracing())
+            and not torch.compiler.is_exporting() and not torch.jit.is_tracing()
+            and not (torch.compiler.is_compiling() and torch.is_grad_enabled()))
 
 
 def fused_linear(x: Tensor,
@@ -70,11 +78,8 @@ def fused_linear(x: Tensor,
             tensor is not None and tensor.requires_grad
             for tensor in (x, weight, bias, residual)):
         return _FusedLinear.apply(x, weight, bias, gelu, residual)
-    if residual is not None:
-        return _LINEAR_POINTWISE.binary(x, residual, weight, bias, 'add')
-    if gelu:
-        return _LINEAR_POINTWISE(x, weight, bias, 'gelu', [], 'none')
-    return _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+    kernel = _onednn_linear_op if torch.compiler.is_compiling() else _onednn_linear
+    return kernel(x, weight, bias, gelu, residual)
 
 
 def linear_dropout_residual(x: Tensor,
@@ -97,6 +102,31 @@ def linear_dropout_residual(x: Tensor,
     return out if residual is None else residual + out
 
 
+def _onednn_linear(x: Tensor,
+                   weight: Tensor,
+                   bias: Optional[Tensor] = None,
+                   gelu: bool = False,
+                   residual: Optional[Tensor] = None) -> Tensor:
+    """The oneDNN kernel of :func:`fused_linear`, with no autograd."""
+    if residual is not None:
+        return _LINEAR_POINTWISE.binary(x, residual, weight, bias, 'add')
+    if gelu:
+        return _LINEAR_POINTWISE(x, weight, bias, 'gelu', [], 'none')
+    return _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+
+
+@torch.library.custom_op('mmtwins::onednn_linear', mutates_args=())
+def _onednn_linear_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], gelu: bool,
+                      residual: Optional[Tensor]) -> Tensor:
+    return _onednn_linear(x, weight, bias, gelu, residual)
+
+
+@_onednn_linear_op.register_fake
+def _(x: Tensor, weight: Tensor, bias: Optional[Tensor], gelu: bool,
+      residual: Optional[Tensor]) -> Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
 class _FusedLinear(torch.autograd.Function):
     """:func:`fused_linear` for autograd: the bias (and residual) fused in forward."""
 
@@ -105,8 +135,8 @@ class _FusedLinear(torch.autograd.Function):
                 gelu: bool, residual: Optional[Tensor]) -> Tensor:
         if residual is not None:
             ctx.save_for_backward(x, weight)
-            return _LINEAR_POINTWISE.binary(x, residual, weight, bias, 'add')
-        out = _LINEAR_POINTWISE(x, weight, bias, 'none', [], '')
+            return _onednn_linear(x, weight, bias, residual=residual)
+        out = _onednn_linear(x, weight, bias)
         if not gelu:
             ctx.save_for_backward(x, weight)
             return out
@@ -123,8 +153,7 @@ class _FusedLinear(torch.autograd.Function):
             grad = torch.ops.aten.gelu_backward(grad, pre_activation[0])
         grad = grad.reshape(-1, grad.shape[-1])
         # oneDNN reads the transposed weight as it is, faster here than MKL's product.
-        grad_x = _LINEAR_POINTWISE(grad, weight.t(), None, 'none', [], '').view(
-            x.shape) if needs_x else None
+        grad_x = _onednn_linear(grad, weight.t()).view(x.shape) if needs_x else None
         grad_weight = grad.t() @ x.reshape(-1, x.shape[-1]) if needs_weight else None
         grad_bias = grad.sum(0) if needs_bias else None
         return grad_x, grad_weight, grad_bias, None, grad_residual

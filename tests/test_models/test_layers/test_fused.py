@@ -42,13 +42,67 @@ def test_fused_linear_refuses_gelu_and_residual_together():
         fused_linear(torch.rand(2, 4), torch.rand(4, 4), gelu=True, residual=torch.rand(2, 4))
 
 
-def test_can_fuse_only_fp32_cpu_eager():
+def test_can_fuse_only_fp32_cpu_outside_autocast_export_and_compiled_autograd():
     x = torch.randn(2, 8)
     assert can_fuse(x) and not can_fuse(x.double())
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert not can_fuse(x)
     compiled = torch.compile(can_fuse, backend='eager', fullgraph=True)
     assert not compiled(x)
+    with torch.no_grad():
+        assert compiled(x)
+
+    class CanFuse(nn.Module):
+
+        def forward(self, x):
+            return x + 1 if can_fuse(x) else x
+
+    exported = torch.export.export(CanFuse(), (x, )).module()
+    torch.testing.assert_close(exported(x), x)
+
+
+@pytest.mark.parametrize('kind', [dict(), dict(gelu=True), dict(residual=True)])
+def test_onednn_linear_operator_registration(kind):
+    x, weight, bias = torch.randn(2, 3, 8), torch.randn(6, 8), torch.randn(6)
+    residual = torch.randn(2, 3, 6) if 'residual' in kind else None
+    torch.library.opcheck(fused._onednn_linear_op,
+                          (x, weight, bias, kind.get('gelu', False), residual))
+
+
+@pytest.mark.parametrize('drop_path_rate', [0., 0.3])
+def test_compiled_block_fuses_in_inference_and_trains_plain(drop_path_rate):
+    """Compiled inference runs the products as ``mmtwins::onednn_linear``; compiled
+    training as plain linear layers; both with the eager values and gradients."""
+    torch.manual_seed(0)
+    block = TransformerBlock(8, WindowAttention(8, 2, window_size=3), mlp_ratio=3,
+                             drop_path_rate=drop_path_rate, with_cpe=True)
+    x = torch.randn(2, 6, 9, 8)
+    graphs = []
+
+    def record(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    def train_step(module):
+        block.zero_grad()
+        torch.manual_seed(1)
+        out = module.train()(x)
+        out.sum().backward()
+        return out, [param.grad.clone() for param in block.parameters()]
+
+    def ops():
+        found = {str(node.target) for graph in graphs for node in graph.graph.nodes}
+        graphs.clear()
+        return found
+
+    backend = torch._dynamo.backends.common.aot_autograd(
+        fw_compiler=record, bw_compiler=record)
+    compiled = torch.compile(block, backend=backend, fullgraph=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled.eval()(x), block(x))
+    assert 'mmtwins.onednn_linear.default' in ops()
+    torch.testing.assert_close(train_step(compiled), train_step(block))
+    assert not any('linear_pointwise' in op or 'onednn' in op for op in ops())
 
 
 @pytest.mark.parametrize('height, width', [(6, 9), (5, 7)])  # padded windows, or not
