@@ -6,7 +6,8 @@ installed and the model is an ImageNet classifier of ours, timm's model of the s
 architecture (its ``Twins`` or ``DaVit`` class, built from the backbone's arch) runs in
 the same process, interleaved round by round with ours, so that both see the same
 machine load; the ratio mmtwins / timm is printed for each measurement. With
-``--compile`` both are compiled, and mmtwins' eager model is timed beside them.
+``--compile`` both are compiled (``mmtwins.utils.compile_model``: the same inductor
+options for both), and mmtwins' eager model is timed beside them.
 
 Numbers per model and measurement: the best round (the least disturbed by other work on
 the machine), the median round, and the median of the per-round ratios. Peak memory of
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mmtwins.apis import get_model  # noqa: E402
 from mmtwins.models.backbones import DaViT, TwinsPCPVT, TwinsSVT  # noqa: E402
 from mmtwins.models.layers import WindowAttention  # noqa: E402
+from mmtwins.utils import compile_model  # noqa: E402
 
 
 class TensorForward(nn.Module):
@@ -87,8 +89,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--channels-last', action='store_true',
                         help='models and input in torch.channels_last memory format')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile each model (the first call, timed apart, '
-                        'compiles); mmtwins\' eager model is timed too, as "eager"')
+                        help='torch.compile each model with mmtwins.utils.compile_model '
+                        '(the first call, timed apart, compiles); mmtwins\' eager model '
+                        'is timed too, as "eager"')
     parser.add_argument('--threads', type=int, help='torch.set_num_threads')
     parser.add_argument('--timer', choices=('wall', 'cpu'), default='wall',
                         help='cpu: this process\'s CPU time instead of the wall clock, '
@@ -276,7 +279,7 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
     if args.compile:
         eager = Candidate('eager', candidates[0].module)
         for candidate in candidates:
-            candidate.module = torch.compile(candidate.module)
+            candidate.module = compile_model(candidate.module)
         candidates.append(eager)
     return candidates, description
 
