@@ -6,6 +6,7 @@ import importlib.util
 import re
 
 import pytest
+import torch
 
 from tests.helpers import REPO_ROOT, TINY_DAVIT, TINY_SVT, python_tool
 
@@ -74,6 +75,21 @@ def test_with_cp_lowers_the_peak_memory_of_a_training_step(benchmark, tmp_path, 
         assert not re.search(r'^  .* ratio ', out, re.M)
         peaks.append(float(re.search(rf'train peak +mmtwins +{NUMBER} MiB', out).group(1)))
     assert 0 < peaks[1] < peaks[0]
+
+
+def test_compile_compiles_every_model_afresh(benchmark, tmp_path, capsys, monkeypatch):
+    # All models share the wrapper's forward: without a reset between models dynamo
+    # would recompile it, and past its recompile limit run the later models eagerly.
+    # The eager backend traces with dynamo and compiles nothing (fast).
+    monkeypatch.setattr(benchmark, 'compile_model',
+                        lambda model: torch.compile(model, backend='eager'))
+    configs = [tiny_config(tmp_path, 'configs/twins/svt-s_8xb128_in1k.py', TINY_SVT),
+               tiny_config(tmp_path, 'configs/davit/davit-t_4xb256_in1k.py', TINY_DAVIT)]
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        benchmark.main([*configs, *FAST, '--compile', '--no-timm'])
+    out = capsys.readouterr().out
+    assert out.count('inference first call') == 2
+    assert len(re.findall(r'inference +ratio +\d+\.\d+x mmtwins/eager', out)) == 2
 
 
 def test_rejects_bad_arguments(benchmark):

@@ -277,6 +277,9 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
         params = sum(param.numel() for param in candidate.module.parameters())
         description += f', {candidate.label} {params / 1e6:.2f} M params'
     if args.compile:
+        # Every model's wrapper shares one forward code object, which dynamo would
+        # recompile for each model until its recompile limit (8) and then run eagerly.
+        torch._dynamo.reset()
         eager = Candidate('eager', candidates[0].module)
         for candidate in candidates:
             candidate.module = compile_model(candidate.module)
