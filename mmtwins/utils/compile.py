@@ -49,5 +49,6 @@ def compile_model(model: Callable, **kwargs) -> Callable:
         from torch._inductor import list_mode_options
         mode = kwargs.pop('mode', None)
         mode_options = list_mode_options(mode) if mode else {}
-        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **(kwargs.get('options') or {})}
+        caller_options = kwargs.get('options') or {}
+        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **caller_options}
     return torch.compile(model, **kwargs)

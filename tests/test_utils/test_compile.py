@@ -16,9 +16,10 @@ def transposed_token_buffers(code: str):
     """4-D buffers of the generated code stored with dim 1 fastest that are not NCHW.
 
     A channels_last NCHW buffer (an image, a convolution's weight, input or output)
-    has stride 1 on its channels, dim 1. A ``(B, H, W, C)`` token map given channels_last strides
-    (inductor's layout optimisation, see ``mmtwins/utils/compile.py``) has stride 1 on
-    H: the test input's map heights (10, 5) are none of the embedding dims.
+    has stride 1 on its channels, dim 1. A ``(B, H, W, C)`` token map given
+    channels_last strides (inductor's layout optimisation, see
+    ``mmtwins/utils/compile.py``) has stride 1 on H: the test input's map heights
+    (10, 5) are none of the channel counts.
     """
     buffers = re.findall(r'empty_strided_cpu\(\((\d+), (\d+), (\d+), (\d+)\), '
                          r'\((\d+), (\d+), (\d+), (\d+)\)', code)
@@ -34,7 +35,8 @@ def test_compiled_pcpvt_keeps_token_maps_channels_last():
     torch._dynamo.reset()
     arch = dict(embed_dims=EMBED_DIMS, depths=(2, 1), num_heads=(1, 2),
                 mlp_ratios=(2, 2), sr_ratios=(2, 1))
-    model = build_classifier(dict(type='TwinsPCPVT', arch=arch), 32, num_classes=10).eval()
+    model = build_classifier(dict(type='TwinsPCPVT', arch=arch), 32, num_classes=10)
+    model.eval()
     x = torch.randn(2, 3, 40, 44)
     with torch.no_grad():
         logits, codes = run_and_get_code(compile_model(model), x)
