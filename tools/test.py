@@ -14,7 +14,8 @@ from mmengine.config import Config
 from mmtwins.datasets import ImageLoadError
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
-                           apply_runner_arguments, check_data_paths, load_config)
+                           apply_runner_arguments, check_data_paths, load_config,
+                           release_process_group)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,6 +80,7 @@ def main(argv=None) -> None:
     except (FileNotFoundError, ConnectionError, ImageLoadError) as error:
         # A missing or unreachable checkpoint, an image that does not decode.
         sys.exit(f'error: {error}')
+    release_process_group()
 
 
 if __name__ == '__main__':

@@ -10,7 +10,8 @@ import sys
 
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
-                           apply_runner_arguments, check_data_paths, load_config)
+                           apply_runner_arguments, check_data_paths, load_config,
+                           release_process_group)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +55,7 @@ def main(argv=None) -> None:
     except (ConfigError, DatasetNotFoundError) as error:
         sys.exit(f'error: {error}')
     Runner.from_cfg(cfg).train()
+    release_process_group()
 
 
 if __name__ == '__main__':

@@ -1,8 +1,9 @@
-"""The command-line options every runner tool shares (train, test)."""
+"""What every runner tool shares (train, test): command-line options and the exit."""
 import argparse
 import os
 import os.path as osp
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 
@@ -36,3 +37,19 @@ def apply_runner_arguments(cfg: Config, args: argparse.Namespace, config_path: s
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
     return cfg
+
+
+def release_process_group() -> None:
+    """Destroys the default process group, if a distributed run created one.
+
+    PyTorch asks programs to destroy it before they exit, so that the backend's threads
+    stop before the interpreter tears down; mmengine's runner leaves it. (A 2-process
+    CPU run over gloo once aborted in CI with "terminate called without an active
+    exception"; it did not reproduce in 8 further runs.)
+
+    Example:
+        >>> Runner.from_cfg(cfg).train()
+        >>> release_process_group()
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
