@@ -5,6 +5,7 @@ import os.path as osp
 
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_distributed
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,5 +52,5 @@ def release_process_group() -> None:
         >>> Runner.from_cfg(cfg).train()
         >>> release_process_group()
     """
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         dist.destroy_process_group()
