@@ -1,4 +1,5 @@
-"""Multi-head attention on ``scaled_dot_product_attention``, global and windowed.
+"""Multi-head attention, global and windowed, on ``scaled_dot_product_attention`` or,
+for at most 64 keys on CPU, on mmtwins' kernel (:mod:`.few_key_attention`).
 
 Twins' GSA and LSA and DaViT's spatial and channel attention all derive from
 :class:`MultiheadAttention`: the projections, the head split and the output projection

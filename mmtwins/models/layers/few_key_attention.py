@@ -4,13 +4,15 @@ At 224 x 224 every attention of Twins and DaViT has 49 keys (a 7 x 7 window, or 
 sub-sampled to 7 x 7). PyTorch's CPU ``scaled_dot_product_attention`` runs such short
 attentions at 10 to 20 GFLOP/s: per block of 32 queries and per head it calls two small
 BLAS products. ``mmtwins/csrc/few_key_attention.cpp`` keeps one head's keys and values in
-cache and the scores of four queries in registers, and returns the heads merged, so that
-the output projection needs no copy (``docs/benchmark.md``).
+cache and the scores of four queries in registers, reads windows where they lie in the
+``qkv`` map and returns the heads merged (for windows, in map order), so neither needs a
+copy (``docs/benchmark.md``).
 
 The kernel runs forward only, in fp32 on CPU, where :func:`~.fused.can_fuse` holds and
-nothing records autograd; otherwise :func:`attention` calls
-``scaled_dot_product_attention``. Without the compiled extension (``mmtwins._ext``,
-built by ``pip install -e . --no-build-isolation``) it always does.
+autograd does not record; :func:`attention` otherwise calls
+``scaled_dot_product_attention``, and always does without the compiled extension
+(``mmtwins._ext``, built by ``pip install --no-build-isolation -e .``). Under
+``torch.compile`` the kernel is the custom operator ``mmtwins::few_key_attention``.
 """
 from typing import Iterable, Optional
 
