@@ -20,8 +20,6 @@ def collect_env() -> dict:
     import mmseg
     import timm
 
-    from mmtwins.models.layers import few_key_attention
-
     env_info = collect_base_env()
     # torch's multi-kilobyte build-flag dump says nothing about this stack.
     env_info.pop('PyTorch compiling details', None)
@@ -31,9 +29,6 @@ def collect_env() -> dict:
     env_info['MMDetection'] = mmdet.__version__
     env_info['timm'] = timm.__version__
     env_info['mmtwins'] = f'{mmtwins.__version__}+{get_git_hash(digits=7)}'
-    env_info['mmtwins attention kernel (mmtwins._ext)'] = 'built' if \
-        few_key_attention.is_available() else \
-        'not built: pip install --no-build-isolation -e . (attention runs on SDPA)'
     return env_info
 
 

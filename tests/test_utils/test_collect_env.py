@@ -41,4 +41,3 @@ def test_check_mmcv_ops_passes_and_env_lists_the_stack():
     info = collect_env()
     for name in ('MMCV', 'MMPretrain', 'MMSegmentation', 'MMDetection', 'timm', 'mmtwins'):
         assert name in info
-    assert info['mmtwins attention kernel (mmtwins._ext)'] == 'built'

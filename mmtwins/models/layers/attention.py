@@ -1,5 +1,4 @@
-"""Multi-head attention, global and windowed, on ``scaled_dot_product_attention`` or,
-for at most 64 keys on CPU, on mmtwins' kernel (:mod:`.few_key_attention`).
+"""Multi-head attention on ``scaled_dot_product_attention``, global and windowed.
 
 Twins' GSA and LSA and DaViT's spatial and channel attention all derive from
 :class:`MultiheadAttention`: the projections, the head split and the output projection
@@ -10,7 +9,6 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .few_key_attention import attention, kernel_applies, window_attention
 from .fused import can_fuse, fused_linear, linear_dropout_residual
 from .window import window_key_mask, window_partition, window_reverse
 
@@ -102,24 +100,15 @@ class MultiheadAttention(nn.Module):
                k: Tensor,
                v: Tensor,
                attn_mask: Optional[Tensor] = None) -> Tensor:
-        """Softmax attention of ``(B, heads, N, head_dim)`` queries, keys and values.
-
-        Up to 64 keys, on CPU, by mmtwins' kernel
-        (:mod:`~mmtwins.models.layers.few_key_attention`), else
-        ``scaled_dot_product_attention``.
-        """
-        return attention(q, k, v, attn_mask, self.attn_drop if self.training else 0.)
+        """Softmax attention of ``(B, heads, N, head_dim)`` queries, keys and values."""
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask,
+            dropout_p=self.attn_drop if self.training else 0.)
 
     def project(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """The output projection (and its dropout) of heads merged into C channels,
         plus ``residual`` if given."""
         return linear_dropout_residual(x, self.proj, self.proj_drop, residual)
-
-    def kernel_applies(self, x: Tensor, num_keys: int) -> bool:
-        """Whether mmtwins' attention kernel computes this attention of ``x``'s
-        tokens to ``num_keys`` keys (:func:`~.few_key_attention.kernel_applies`)."""
-        return not (self.training and self.attn_drop) and kernel_applies(
-            x, num_keys, self.head_dims, (x, *self.qkv.parameters()))
 
     def _split_heads(self, x: Tensor, parts: int) -> Tuple[Tensor, ...]:
         """``(B, N, parts * C)`` -> ``parts`` views of shape ``(B, heads, N, head_dim)``."""
@@ -172,38 +161,22 @@ class WindowAttention(MultiheadAttention):
         Returns:
             ``(B, H, W, C)``.
         """
-        _, height, width, _ = x.shape
+        batch, height, width, _ = x.shape
         size = self.window_size
         pad_bottom, pad_right = -height % size, -width % size
-        if not (pad_bottom or pad_right):
-            return self.project(self.attend_windows(x, height, width), residual)
-        x = F.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
-        # The projection runs on the whole map, padding included, which costs less
-        # than copying the cropped map first.
-        out = self.project(self.attend_windows(x, height, width))[:, :height, :width]
-        return out if residual is None else residual + out
-
-    def attend_windows(self, x: Tensor, height: int, width: int) -> Tensor:
-        """Attention inside the windows of ``x``, a map padded from ``height`` x ``width``.
-
-        Args:
-            x: ``(B, H', W', C)``, H' and W' multiples of the window.
-            height: Rows of the map before padding.
-            width: Columns of the map before padding.
-
-        Returns:
-            ``(B, H', W', C)``, heads merged, before the output projection.
-        """
-        batch, padded_height, padded_width, _ = x.shape
-        size = self.window_size
-        masked = self.window_padding == 'mask' and (padded_height, padded_width) != (
-            height, width)
-        if not masked and self.kernel_applies(x, size**2):
-            return window_attention(
-                fused_linear(x, self.qkv.weight, self.qkv.bias), size, self.num_heads)
-        attn_mask = window_key_mask(height, width, size, x.device).repeat(
-            batch, 1, 1, 1) if masked else None
+        attn_mask = None
+        if pad_bottom or pad_right:
+            x = F.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
+            if self.window_padding == 'mask':
+                attn_mask = window_key_mask(height, width, size,
+                                            x.device).repeat(batch, 1, 1, 1)
         q, k, v = self.split_qkv(window_partition(x, size))
-        # One copy merges the heads and puts the windows back in place.
-        return window_reverse(self.attend(q, k, v, attn_mask), size, padded_height,
-                              padded_width)
+        # One copy merges the heads and puts the windows back in place; the
+        # projection then runs on the whole map, padding included, which costs
+        # less than copying the cropped map again.
+        out = window_reverse(self.attend(q, k, v, attn_mask), size,
+                             height + pad_bottom, width + pad_right)
+        if not (pad_bottom or pad_right):
+            return self.project(out, residual)
+        out = self.project(out)[:, :height, :width]
+        return out if residual is None else residual + out
