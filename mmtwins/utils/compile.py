@@ -22,18 +22,41 @@ import torch
 INDUCTOR_OPTIONS: Dict[str, Any] = {'layout_optimization': False}
 
 
+def compile_arguments(**kwargs) -> Dict[str, Any]:
+    """``torch.compile`` arguments with :data:`INDUCTOR_OPTIONS` merged in for inductor.
+
+    With the inductor backend (the default), ``mode`` is expanded into its options
+    (``torch.compile`` takes one or the other), then :data:`INDUCTOR_OPTIONS`, then the
+    caller's ``options`` (which win) are merged over it. Other backends get the arguments
+    unchanged.
+
+    Args:
+        **kwargs: ``torch.compile`` arguments (``backend``, ``mode``, ``options``,
+            ``fullgraph``, ``dynamic``, ...).
+
+    Returns:
+        The arguments to hand ``torch.compile`` or ``nn.Module.compile``.
+
+    Example:
+        >>> compile_arguments(fullgraph=True)
+        {'fullgraph': True, 'options': {'layout_optimization': False}}
+    """
+    if kwargs.get('backend', 'inductor') == 'inductor':
+        # Imported here: only compiling needs inductor, which takes seconds to import.
+        from torch._inductor import list_mode_options
+        mode = kwargs.pop('mode', None)
+        mode_options = list_mode_options(mode) if mode else {}
+        caller_options = kwargs.get('options') or {}
+        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **caller_options}
+    return kwargs
+
+
 def compile_model(model: Callable, **kwargs) -> Callable:
     """``torch.compile(model, **kwargs)``, with :data:`INDUCTOR_OPTIONS` for inductor.
 
-    Takes the arguments of ``torch.compile``. With the inductor backend (the default),
-    ``mode`` is expanded into its options (``torch.compile`` takes one or the other),
-    then :data:`INDUCTOR_OPTIONS`, then the caller's ``options`` (which win) are merged
-    over it. Other backends get the arguments unchanged.
-
     Args:
         model: Module or function to compile.
-        **kwargs: ``torch.compile`` arguments (``backend``, ``mode``, ``options``,
-            ``fullgraph``, ``dynamic``, ...).
+        **kwargs: ``torch.compile`` arguments, merged by :func:`compile_arguments`.
 
     Returns:
         The compiled module or function.
@@ -44,11 +67,4 @@ def compile_model(model: Callable, **kwargs) -> Callable:
         >>> with torch.inference_mode():
         ...     logits = compiled(torch.rand(8, 3, 224, 224), mode='tensor')
     """
-    if kwargs.get('backend', 'inductor') == 'inductor':
-        # Imported here: only compiling needs inductor, which takes seconds to import.
-        from torch._inductor import list_mode_options
-        mode = kwargs.pop('mode', None)
-        mode_options = list_mode_options(mode) if mode else {}
-        caller_options = kwargs.get('options') or {}
-        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **caller_options}
-    return torch.compile(model, **kwargs)
+    return torch.compile(model, **compile_arguments(**kwargs))

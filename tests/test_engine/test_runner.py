@@ -3,6 +3,7 @@ import itertools
 import os
 import os.path as osp
 import pickle
+from copy import deepcopy
 
 import pytest
 import torch
@@ -10,10 +11,12 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner as MMEngineRunner
+from torch._dynamo.utils import counters
 from torch.utils.data import Dataset
 
 from mmtwins.converters import read_checkpoint
 from mmtwins.engine import Runner
+from mmtwins.utils import INDUCTOR_OPTIONS
 
 
 # MMEngine keys its global logger and visualizer by experiment name: keep each runner's own.
@@ -134,3 +137,84 @@ def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
     with pytest.raises(ValueError, match='refused to load'):
         read_checkpoint(str(path))
     assert not marker.exists()
+
+
+
+@pytest.fixture
+def compile_arguments(monkeypatch):
+    """The keyword arguments of each ``torch.compile`` call; the function runs uncompiled."""
+    calls = []
+
+    def record(function, **kwargs):
+        calls.append(kwargs)
+        return function
+
+    monkeypatch.setattr(torch, 'compile', record)
+    return calls
+
+
+@pytest.mark.parametrize('compile_cfg, expected', [
+    (True, dict(options=INDUCTOR_OPTIONS)),
+    (dict(fullgraph=False, options=dict(freezing=True)),
+     dict(fullgraph=False, options=dict(INDUCTOR_OPTIONS, freezing=True))),
+])
+def test_compile_setting_goes_through_compile_model(compile_arguments, tmp_path, compile_cfg,
+                                                    expected):
+    runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=compile_cfg))
+    runner.train()
+    assert compile_arguments == [expected]
+    assert osp.isfile(tmp_path / 'epoch_1.pth')
+
+
+@pytest.mark.parametrize('compile_cfg', [None, False])
+def test_no_compile_setting_compiles_nothing(compile_arguments, tmp_path, compile_cfg):
+    build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=compile_cfg)).train()
+    assert compile_arguments == []
+
+
+def test_compile_setting_of_another_type_is_refused(tmp_path):
+    runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile='inductor'))
+    with pytest.raises(TypeError, match="`compile` must be a bool or a dict.*'inductor'"):
+        runner.train()
+
+
+def compiled_graphs(runner_class, work_dir: str, max_epochs: int, **compile_cfg) -> int:
+    """How many graphs dynamo compiles while ``runner_class`` trains ``max_epochs``.
+
+    The learning rate changes from one epoch to the next (a cosine schedule over epochs).
+    """
+    torch._dynamo.reset()
+    counters.clear()
+    runner = build_runner(work_dir, runner_class=runner_class, max_epochs=max_epochs,
+                          cfg=dict(compile=dict(compile_cfg)))
+    initial_weight = runner.model.linear.weight.detach().clone()
+    runner.train()
+    assert not torch.equal(runner.model.linear.weight, initial_weight)
+    assert osp.isfile(osp.join(work_dir, f'epoch_{max_epochs}.pth'))
+    return counters['stats']['unique_graphs']
+
+
+def test_compiled_forward_is_not_recompiled_when_the_learning_rate_changes(tmp_path):
+    assert compiled_graphs(Runner, str(tmp_path / 'ours'), 2, backend='eager') == 1
+    # The upstream problem: MMEngine compiles train_step, optimizer step included, and
+    # its guards hold the learning rate, so a new epoch compiles new graphs.
+    graphs = [compiled_graphs(MMEngineRunner, str(tmp_path / f'mmengine{epochs}'), epochs,
+                              backend='eager') for epochs in (1, 2)]
+    assert graphs[1] > graphs[0]
+
+
+def test_compiled_training_runs_inductor(tmp_path):
+    assert compiled_graphs(Runner, str(tmp_path), 1) == 1
+
+
+def test_copy_of_the_compiled_model_computes_with_its_own_weights(tmp_path):
+    # What EMA does: a compiled function stored on the model would stay bound to it.
+    runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=dict(backend='eager')))
+    runner.train()
+    copy = deepcopy(runner.model)
+    with torch.no_grad():
+        copy.linear.weight.zero_()
+        copy.linear.bias.fill_(3.0)
+    inputs = torch.randn(4, 2)
+    assert torch.equal(copy(inputs, None), torch.full((4, ), 3.0))
+    assert not torch.equal(runner.model(inputs, None), torch.full((4, ), 3.0))
