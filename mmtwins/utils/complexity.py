@@ -17,7 +17,7 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Counter, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Counter, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
@@ -109,6 +109,26 @@ class Complexity:
     flops: int
     uncounted_ops: Counter[str]
     analyzer: FlopAnalyzer
+
+    @property
+    def sdpa_flops(self) -> int:
+        """The multiply-adds of the ``scaled_dot_product_attention`` calls, included in
+        ``flops``: every attention of Twins, DaViT's spatial attention."""
+        return self.analyzer.by_operator().get('scaled_dot_product_attention', 0)
+
+
+class PublishedFlops(NamedTuple):
+    """A FLOPs figure of the model zoo (``FLOPs`` of a ``metafile.yml`` entry).
+
+    Args:
+        flops: The figure, in multiply-adds.
+        counts_attention: Whether it counts the attention products (``FLOPs Count
+            Attention`` of the entry, default true). The official Twins figures leave
+            them out: they come from mmcv 1.x's module-hook counter, which does not see
+            the products of ``q`` and ``k`` and of the weights and ``v``.
+    """
+    flops: int
+    counts_attention: bool
 
 
 def task_of_model(model: nn.Module) -> str:
@@ -218,7 +238,7 @@ def count_complexity(model: nn.Module,
         analyzer=analyzer)
 
 
-def published_flops(model: nn.Module, result: Complexity) -> Optional[int]:
+def published_flops(model: nn.Module, result: Complexity) -> Optional[PublishedFlops]:
     """The FLOPs the model zoo publishes for a model, if ``result`` is comparable.
 
     Args:
@@ -226,16 +246,19 @@ def published_flops(model: nn.Module, result: Complexity) -> Optional[int]:
         result: Its :func:`count_complexity` result.
 
     Returns:
-        The ``FLOPs`` of the model's ``metafile.yml`` entry; None for a model built from
-        a config, one with no published figure, or a count at another size than the
-        task's default (the size the published figures are for).
+        The figure of the model's ``metafile.yml`` entry; None for a model built from a
+        config, one with no published figure, or a count at another size than the task's
+        default (the size the published figures are for).
 
     Example:
         >>> model = get_model('svt-s_8xb128_in1k')
         >>> published_flops(model, count_complexity(model))
-        2820000000
+        PublishedFlops(flops=2820000000, counts_attention=False)
     """
     info = getattr(model, '_metainfo', None)
     if info is None or result.input_shape != DEFAULT_SHAPES[result.task]:
         return None
-    return info.metadata.get('FLOPs')
+    flops = info.metadata.get('FLOPs')
+    if flops is None:
+        return None
+    return PublishedFlops(flops, info.metadata.get('FLOPs Count Attention', True))

@@ -1,5 +1,6 @@
 """tools/analysis/get_flops.py: one table for models of every task, clear errors."""
 import importlib.util
+import re
 
 import pytest
 
@@ -44,10 +45,26 @@ def test_counts_a_classifier_a_segmentor_and_a_detector(get_flops, capsys, tmp_p
 
 def test_zoo_model_is_compared_with_its_published_figure(get_flops, capsys):
     assert get_flops.main(['davit-t*']) == 0
-    row = _rows(capsys.readouterr().out)['davit-t_4xb256_in1k']
+    output = capsys.readouterr().out
+    row = _rows(output)['davit-t_4xb256_in1k']
     assert row[:4] == ['classification', '224 x 224', '28.36', '28,360,168']
     assert row[5] == '4.54'  # published
     assert abs(float(row[6].rstrip('%'))) < 0.1  # difference
+    assert 'leave out the attention products' not in output
+
+
+def test_twins_figure_is_also_compared_without_the_attention_products(get_flops, capsys):
+    assert get_flops.main(['svt-s*']) == 0
+    output = capsys.readouterr().out
+    row = _rows(output)['svt-s_8xb128_in1k']
+    assert row[5] == '2.82'  # published
+    assert float(row[6].rstrip('%')) > 4  # difference of the full count
+    note = output.split('leave out the attention products')[1].splitlines()[1]
+    attention, without, difference = re.fullmatch(
+        r'svt-s_8xb128_in1k: (\S+) G of attention products; without them (\S+) G, (\S+)%',
+        note).groups()
+    assert float(without) == pytest.approx(float(row[4]) - float(attention), abs=1e-3)
+    assert abs(float(difference)) < 0.5
 
 
 @pytest.mark.parametrize('argument, message', [

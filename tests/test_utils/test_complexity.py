@@ -11,7 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mmtwins.apis import get_model
 from mmtwins.registry import MODELS
-from mmtwins.utils.complexity import count_complexity, flop_analyzer, published_flops
+from mmtwins.utils.complexity import (PublishedFlops, count_complexity, flop_analyzer,
+                                      published_flops)
 from tests.helpers import TINY_DAVIT, TINY_PCPVT, TINY_SVT
 from tests.test_tools.complexity_helpers import write_tiny_configs
 
@@ -177,6 +178,18 @@ def test_published_figures_only_for_zoo_models_at_the_default_size(tiny_configs)
     at_64 = count_complexity(zoo_model, (64, 64))
     assert published_flops(zoo_model, at_64) is None
     at_224 = dataclasses.replace(at_64, input_shape=(224, 224))
-    assert published_flops(zoo_model, at_224) == 4540000000
+    assert published_flops(zoo_model, at_224) == PublishedFlops(4540000000, True)
     from_config = get_model(tiny_configs['classification'])
     assert published_flops(from_config, at_224) is None
+
+
+def test_published_twins_figures_leave_out_the_attention_products():
+    zoo_model = get_model('pcpvt-s_8xb128_in1k',
+                          backbone=dict(arch=dict(_delete_=True, **TINY_PCPVT)),
+                          neck=dict(in_channels=64), head=dict(in_channels=64))
+    result = dataclasses.replace(count_complexity(zoo_model, (64, 64)),
+                                 input_shape=(224, 224))
+    assert published_flops(zoo_model, result) == PublishedFlops(3670000000, False)
+    # Every attention of PCPVT is one scaled_dot_product_attention call.
+    assert 0 < result.sdpa_flops < result.flops
+    assert 'matmul' not in result.analyzer.by_operator()

@@ -23,7 +23,8 @@ from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.logging import MMLogger
 
 from mmtwins.apis import get_model, list_models
-from mmtwins.utils.complexity import Complexity, count_complexity, published_flops
+from mmtwins.utils.complexity import (Complexity, PublishedFlops, count_complexity,
+                                      published_flops)
 
 WILDCARDS = '*?['
 
@@ -82,7 +83,12 @@ def expand_models(arguments: List[str]) -> List[str]:
     return models
 
 
-def table_row(name: str, result: Complexity, published: Optional[int]) -> str:
+def difference(flops: int, published: int) -> str:
+    """``flops`` relative to ``published``, in per cent with a sign."""
+    return f'{100 * (flops / published - 1):+.2f}%'
+
+
+def table_row(name: str, result: Complexity, published: Optional[PublishedFlops]) -> str:
     """One markdown table row: model, task, input, params, FLOPs, published, difference."""
     height, width = result.input_shape
     cells = [name, result.task, f'{height} x {width}', f'{result.params / 1e6:.2f}',
@@ -90,8 +96,17 @@ def table_row(name: str, result: Complexity, published: Optional[int]) -> str:
     if published is None:
         cells += ['', '']
     else:
-        cells += [f'{published / 1e9:.2f}', f'{100 * (result.flops / published - 1):+.2f}%']
+        cells += [f'{published.flops / 1e9:.2f}', difference(result.flops, published.flops)]
     return '| ' + ' | '.join(cells) + ' |'
+
+
+def attention_note(name: str, result: Complexity, published: Optional[PublishedFlops]) -> str:
+    """For a published figure without the attention products: our count without them."""
+    if published is None or published.counts_attention:
+        return ''
+    without = result.flops - result.sdpa_flops
+    return (f'{name}: {result.sdpa_flops / 1e9:.3f} G of attention products; without them '
+            f'{without / 1e9:.3f} G, {difference(without, published.flops)}')
 
 
 def operator_line(name: str, result: Complexity) -> str:
@@ -100,8 +115,9 @@ def operator_line(name: str, result: Complexity) -> str:
     return f'{name}: ' + ', '.join(f'{op} {flops / 1e9:.3f}' for op, flops in counts)
 
 
-def count_all(models: List[str],
-              shape: Optional[Tuple[int, int]]) -> List[Tuple[str, Complexity, Optional[int]]]:
+def count_all(
+        models: List[str], shape: Optional[Tuple[int, int]]
+) -> List[Tuple[str, Complexity, Optional[PublishedFlops]]]:
     """Builds and counts each model; adds the zoo's published FLOPs where comparable."""
     results = []
     for name in models:
@@ -111,13 +127,18 @@ def count_all(models: List[str],
     return results
 
 
-def report(results: List[Tuple[str, Complexity, Optional[int]]],
+def report(results: List[Tuple[str, Complexity, Optional[PublishedFlops]]],
            per_module: Optional[int]) -> str:
     """The table, the per-operator FLOPs, the uncounted operators, and per-module tables."""
     lines = ['| model | task | input (H x W) | params (M) | params | FLOPs (G) '
              '| published FLOPs (G) | difference |',
              '|---|---|---|---|---|---|---|---|']
     lines += [table_row(*result) for result in results]
+    notes = [note for note in (attention_note(*result) for result in results) if note]
+    if notes:
+        lines += ['', 'The published figures of these models leave out the attention '
+                  'products (counters of module hooks, such as mmcv 1.x\'s, do not see '
+                  'them):'] + notes
     lines += ['', 'FLOPs: multiply-adds (one fused multiply-add = 1 FLOP) of one '
               'eval-mode forward pass on one image. By operator (G):']
     lines += [operator_line(name, result) for name, result, _ in results]
