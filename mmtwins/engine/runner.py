@@ -14,8 +14,8 @@
   same folder and renames it (:mod:`mmtwins.utils.atomic_files`); the ordering of the
   checkpoint, ``last_checkpoint`` and the removal of old checkpoints is fixed in
   :class:`mmtwins.engine.CheckpointHook`.
-* ``compile`` in a config compiles the model's forward with the arguments of
-  :func:`mmtwins.utils.compile_arguments`: MMEngine 0.10.7 compiles the whole ``train_step``,
+* ``compile`` in a config compiles the model's training forward with
+  :func:`mmtwins.utils.compile_model`: MMEngine 0.10.7 compiles the whole ``train_step``,
   which recompiles at every iteration (see :meth:`Runner._maybe_compile`), and calls
   ``torch.compile`` with inductor's layout optimisation on, which stores the models'
   ``(B, H, W, C)`` token maps transposed (see :mod:`mmtwins.utils.compile`).
@@ -27,6 +27,7 @@ import datetime
 import os
 import os.path as osp
 import re
+import types
 from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import torch
@@ -40,7 +41,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
 from mmtwins.registry import RUNNERS
 from mmtwins.utils.atomic_files import publish, temporary_name
-from mmtwins.utils.compile import compile_arguments
+from mmtwins.utils.compile import compile_model
 
 
 @RUNNERS.register_module()
@@ -124,23 +125,25 @@ class Runner(MMEngineRunner):
                 os.unlink(temporary)
 
     def _maybe_compile(self, target: str) -> None:
-        """Compiles the model in place if the config's ``compile`` asks for it.
+        """Compiles the model's training forward if the config's ``compile`` asks for it.
 
-        ``compile = True`` or a dict of ``torch.compile`` arguments, as in MMEngine, merged
-        by :func:`mmtwins.utils.compile_arguments`, so that its inductor options apply (a
-        config's ``options`` still win). ``nn.Module.compile`` compiles the model's call,
-        and a deep copy of the model (EMA) computes with its own weights.
+        ``compile = True`` or a dict of ``torch.compile`` arguments, as in MMEngine, given
+        to :func:`mmtwins.utils.compile_model` (static shapes, inductor's options for these
+        models; a config's own settings win). What is compiled is the model's
+        ``loss`` method (images and data samples to losses: mmpretrain, mmseg and mmdet
+        models all have one), or ``forward`` for a model without one; validation and
+        testing stay eager, as with MMEngine.
 
         MMEngine 0.10.7 compiles the whole ``train_step`` instead, and recompiles it at
         every iteration: its guards hold the values of the learning rate, which the
         schedulers change as training goes, and of the random numbers that mmpretrain's
         Mixup and CutMix draw in the data preprocessor; after
         ``torch._dynamo.config.recompile_limit`` (8) recompilations those frames run
-        eagerly. The forward (images to losses) has neither, and is where the time goes.
+        eagerly. The training forward has neither, and is where the time goes.
 
         Args:
-            target: The method MMEngine would compile (``'train_step'``); the call of
-                the unwrapped model (its forward) is compiled in its place.
+            target: The method MMEngine would compile (``'train_step'``); the training
+                forward of the unwrapped model is compiled in its place.
         """
         compile_cfg = self.cfg.get('compile')
         if compile_cfg is None or compile_cfg is False:
@@ -151,9 +154,13 @@ class Runner(MMEngineRunner):
             raise TypeError(f'the config\'s `compile` must be a bool or a dict of '
                             f'torch.compile arguments, not {compile_cfg!r}')
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        model.compile(**compile_arguments(**compile_cfg))
-        self.logger.info('The model\'s forward is compiled; the first iterations will be '
-                         'slow.')
+        name = 'loss' if callable(getattr(type(model), 'loss', None)) else 'forward'
+        compiled = compile_model(getattr(type(model), name), **compile_cfg)
+        # A method of the model, not a function holding it: a deep copy of the model (EMA)
+        # then calls the compiled code on itself.
+        setattr(model, name, types.MethodType(compiled, model))
+        self.logger.info(f'The model\'s {name} is compiled; the first iterations will be '
+                         f'slow.')
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() and not torch.cuda.is_available():

@@ -1,4 +1,4 @@
-"""``torch.compile`` with the inductor options that suit these models.
+"""``torch.compile`` with the settings that suit these models.
 
 Twins and DaViT keep their token maps channels-last, as ``(B, H, W, C)`` tensors, and
 hand the convolutions (patch embeddings, position encodings, GSA's sub-sampling) a
@@ -12,7 +12,16 @@ LayerNorm output is then stored in ``(B, W, C, H)`` order, and every matrix prod
 and attention that reads it first copies it back (PyTorch 2.15; profiled on compiled
 Twins-PCPVT-S: about 5 % of the forward time). The views already give the
 convolutions the layout that optimisation looks for, so :func:`compile_model` turns
-it off for our models; nothing else changes.
+it off for our models.
+
+It also compiles for static shapes (``dynamic=False``): a new input size compiles a new
+graph, as the first did. With PyTorch's default, the second input size recompiles with
+symbolic sizes, and the sizes of the padded windows of SVT and DaViT (``-H % 7``, the
+stride-2 downsamplings after them) grow into expressions whose ``FloorDiv``
+simplification in sympy runs for minutes (tiny SVT and DaViT models had not compiled
+their second size after 20 and 6 minutes; static, it takes seconds;
+pytorch/pytorch#141675), and a segmentor's validation at varying image sizes failed in
+inductor (``TensorReferenceAnalysis`` has no ``python_mod``; PyTorch 2.15).
 """
 from typing import Any, Callable, Dict
 
@@ -22,41 +31,18 @@ import torch
 INDUCTOR_OPTIONS: Dict[str, Any] = {'layout_optimization': False}
 
 
-def compile_arguments(**kwargs) -> Dict[str, Any]:
-    """``torch.compile`` arguments with :data:`INDUCTOR_OPTIONS` merged in for inductor.
-
-    With the inductor backend (the default), ``mode`` is expanded into its options
-    (``torch.compile`` takes one or the other), then :data:`INDUCTOR_OPTIONS`, then the
-    caller's ``options`` (which win) are merged over it. Other backends get the arguments
-    unchanged.
-
-    Args:
-        **kwargs: ``torch.compile`` arguments (``backend``, ``mode``, ``options``,
-            ``fullgraph``, ``dynamic``, ...).
-
-    Returns:
-        The arguments to hand ``torch.compile`` or ``nn.Module.compile``.
-
-    Example:
-        >>> compile_arguments(fullgraph=True)
-        {'fullgraph': True, 'options': {'layout_optimization': False}}
-    """
-    if kwargs.get('backend', 'inductor') == 'inductor':
-        # Imported here: only compiling needs inductor, which takes seconds to import.
-        from torch._inductor import list_mode_options
-        mode = kwargs.pop('mode', None)
-        mode_options = list_mode_options(mode) if mode else {}
-        caller_options = kwargs.get('options') or {}
-        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **caller_options}
-    return kwargs
-
-
 def compile_model(model: Callable, **kwargs) -> Callable:
-    """``torch.compile(model, **kwargs)``, with :data:`INDUCTOR_OPTIONS` for inductor.
+    """``torch.compile(model, **kwargs)`` with the settings that suit these models.
+
+    ``dynamic`` is False unless the caller sets it. With the inductor backend (the
+    default), ``mode`` is expanded into its options (``torch.compile`` takes one or the
+    other), then :data:`INDUCTOR_OPTIONS`, then the caller's ``options`` (which win) are
+    merged over it. Other backends get the other arguments unchanged.
 
     Args:
         model: Module or function to compile.
-        **kwargs: ``torch.compile`` arguments, merged by :func:`compile_arguments`.
+        **kwargs: ``torch.compile`` arguments (``backend``, ``mode``, ``options``,
+            ``fullgraph``, ``dynamic``, ...).
 
     Returns:
         The compiled module or function.
@@ -67,4 +53,12 @@ def compile_model(model: Callable, **kwargs) -> Callable:
         >>> with torch.inference_mode():
         ...     logits = compiled(torch.rand(8, 3, 224, 224), mode='tensor')
     """
-    return torch.compile(model, **compile_arguments(**kwargs))
+    kwargs.setdefault('dynamic', False)
+    if kwargs.get('backend', 'inductor') == 'inductor':
+        # Imported here: only compiling needs inductor, which takes seconds to import.
+        from torch._inductor import list_mode_options
+        mode = kwargs.pop('mode', None)
+        mode_options = list_mode_options(mode) if mode else {}
+        caller_options = kwargs.get('options') or {}
+        kwargs['options'] = {**mode_options, **INDUCTOR_OPTIONS, **caller_options}
+    return torch.compile(model, **kwargs)

@@ -24,6 +24,23 @@ _experiment_ids = itertools.count()
 
 
 class ToyRegressor(BaseModel):
+    """Its forward dispatches to ``loss`` in loss mode, as mmpretrain, mmseg and mmdet's."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, inputs, targets, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, targets)
+        return self.linear(inputs).squeeze(1)
+
+    def loss(self, inputs, targets):
+        return dict(loss=((self.linear(inputs).squeeze(1) - targets)**2).mean())
+
+
+class ForwardOnlyRegressor(BaseModel):
+    """A model with no ``loss`` method."""
 
     def __init__(self):
         super().__init__()
@@ -31,9 +48,7 @@ class ToyRegressor(BaseModel):
 
     def forward(self, inputs, targets, mode='tensor'):
         outputs = self.linear(inputs).squeeze(1)
-        if mode == 'loss':
-            return dict(loss=((outputs - targets)**2).mean())
-        return outputs
+        return dict(loss=((outputs - targets)**2).mean()) if mode == 'loss' else outputs
 
 
 class ToyDataset(Dataset):
@@ -46,9 +61,10 @@ class ToyDataset(Dataset):
         return dict(inputs=inputs, targets=inputs.sum())
 
 
-def build_runner(work_dir, runner_class=Runner, max_epochs=2, **kwargs):
+def build_runner(work_dir, runner_class=Runner, max_epochs=2, model_class=ToyRegressor,
+                 **kwargs):
     return runner_class(
-        model=ToyRegressor(),
+        model=model_class(),
         work_dir=work_dir,
         train_dataloader=dict(
             dataset=ToyDataset(),
@@ -141,7 +157,7 @@ def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
 
 
 @pytest.fixture
-def compile_arguments(monkeypatch):
+def torch_compile_calls(monkeypatch):
     """The keyword arguments of each ``torch.compile`` call; the function runs uncompiled."""
     calls = []
 
@@ -154,22 +170,22 @@ def compile_arguments(monkeypatch):
 
 
 @pytest.mark.parametrize('compile_cfg, expected', [
-    (True, dict(options=INDUCTOR_OPTIONS)),
+    (True, dict(dynamic=False, options=INDUCTOR_OPTIONS)),
     (dict(fullgraph=False, options=dict(freezing=True)),
-     dict(fullgraph=False, options=dict(INDUCTOR_OPTIONS, freezing=True))),
+     dict(fullgraph=False, dynamic=False, options=dict(INDUCTOR_OPTIONS, freezing=True))),
 ])
-def test_compile_setting_goes_through_compile_model(compile_arguments, tmp_path, compile_cfg,
+def test_compile_setting_goes_through_compile_model(torch_compile_calls, tmp_path, compile_cfg,
                                                     expected):
     runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=compile_cfg))
     runner.train()
-    assert compile_arguments == [expected]
+    assert torch_compile_calls == [expected]
     assert osp.isfile(tmp_path / 'epoch_1.pth')
 
 
 @pytest.mark.parametrize('compile_cfg', [None, False])
-def test_no_compile_setting_compiles_nothing(compile_arguments, tmp_path, compile_cfg):
+def test_no_compile_setting_compiles_nothing(torch_compile_calls, tmp_path, compile_cfg):
     build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=compile_cfg)).train()
-    assert compile_arguments == []
+    assert torch_compile_calls == []
 
 
 def test_compile_setting_of_another_type_is_refused(tmp_path):
@@ -178,7 +194,8 @@ def test_compile_setting_of_another_type_is_refused(tmp_path):
         runner.train()
 
 
-def compiled_graphs(runner_class, work_dir: str, max_epochs: int, **compile_cfg) -> int:
+def compiled_graphs(runner_class, work_dir: str, max_epochs: int,
+                    model_class=ToyRegressor, **compile_cfg) -> int:
     """How many graphs dynamo compiles while ``runner_class`` trains ``max_epochs``.
 
     The learning rate changes from one epoch to the next (a cosine schedule over epochs).
@@ -186,7 +203,7 @@ def compiled_graphs(runner_class, work_dir: str, max_epochs: int, **compile_cfg)
     torch._dynamo.reset()
     counters.clear()
     runner = build_runner(work_dir, runner_class=runner_class, max_epochs=max_epochs,
-                          cfg=dict(compile=dict(compile_cfg)))
+                          model_class=model_class, cfg=dict(compile=dict(compile_cfg)))
     initial_weight = runner.model.linear.weight.detach().clone()
     runner.train()
     assert not torch.equal(runner.model.linear.weight, initial_weight)
@@ -194,7 +211,7 @@ def compiled_graphs(runner_class, work_dir: str, max_epochs: int, **compile_cfg)
     return counters['stats']['unique_graphs']
 
 
-def test_compiled_forward_is_not_recompiled_when_the_learning_rate_changes(tmp_path):
+def test_compiled_loss_is_not_recompiled_when_the_learning_rate_changes(tmp_path):
     assert compiled_graphs(Runner, str(tmp_path / 'ours'), 2, backend='eager') == 1
     # The upstream problem: MMEngine compiles train_step, optimizer step included, and
     # its guards hold the learning rate, so a new epoch compiles new graphs.
@@ -207,14 +224,30 @@ def test_compiled_training_runs_inductor(tmp_path):
     assert compiled_graphs(Runner, str(tmp_path), 1) == 1
 
 
+def test_a_model_without_loss_gets_its_forward_compiled(tmp_path):
+    assert compiled_graphs(Runner, str(tmp_path), 1, ForwardOnlyRegressor,
+                           backend='eager') == 1
+
+
+def test_validation_stays_eager(tmp_path):
+    torch._dynamo.reset()
+    counters.clear()
+    runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=dict(backend='eager')))
+    runner.train()
+    assert counters['stats']['unique_graphs'] == 1
+    outputs = runner.model.val_step(dict(inputs=torch.randn(4, 2), targets=torch.zeros(4)))
+    assert outputs.shape == (4, )
+    assert counters['stats']['unique_graphs'] == 1
+
+
 def test_copy_of_the_compiled_model_computes_with_its_own_weights(tmp_path):
-    # What EMA does: a compiled function stored on the model would stay bound to it.
+    # What EMA does: a compiled function holding the model would compute with its weights.
     runner = build_runner(str(tmp_path), max_epochs=1, cfg=dict(compile=dict(backend='eager')))
     runner.train()
     copy = deepcopy(runner.model)
     with torch.no_grad():
         copy.linear.weight.zero_()
         copy.linear.bias.fill_(3.0)
-    inputs = torch.randn(4, 2)
-    assert torch.equal(copy(inputs, None), torch.full((4, ), 3.0))
-    assert not torch.equal(runner.model(inputs, None), torch.full((4, ), 3.0))
+    inputs, targets = torch.randn(4, 2), torch.full((4, ), 1.0)
+    assert copy(inputs, targets, mode='loss')['loss'].item() == 4.0
+    assert runner.model(inputs, targets, mode='loss')['loss'].item() != 4.0

@@ -3,8 +3,10 @@ import re
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
+from mmtwins.models.layers import WindowAttention
 from mmtwins.utils import INDUCTOR_OPTIONS, compile_model
 from tests.test_models.helpers import build_classifier
 
@@ -45,24 +47,39 @@ def test_compiled_pcpvt_keeps_token_maps_channels_last():
 
 
 @pytest.fixture
-def compile_arguments(monkeypatch):
+def torch_compile_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(torch, 'compile', lambda model, **kwargs: calls.append(kwargs))
     return calls
 
 
-def test_merges_options_mode_and_caller_options(compile_arguments):
+def test_merges_options_mode_and_caller_options(torch_compile_calls):
     compile_model(torch.nn.Identity())
     compile_model(torch.nn.Identity(), mode='max-autotune-no-cudagraphs', fullgraph=True)
-    compile_model(torch.nn.Identity(), options=dict(layout_optimization=True))
-    assert compile_arguments == [
-        dict(options=INDUCTOR_OPTIONS),
-        dict(options=dict(max_autotune=True, coordinate_descent_tuning=True,
-                          **INDUCTOR_OPTIONS), fullgraph=True),
-        dict(options=dict(layout_optimization=True)),
+    compile_model(torch.nn.Identity(), options=dict(layout_optimization=True), dynamic=None)
+    assert torch_compile_calls == [
+        dict(dynamic=False, options=INDUCTOR_OPTIONS),
+        dict(dynamic=False, options=dict(max_autotune=True, coordinate_descent_tuning=True,
+                                         **INDUCTOR_OPTIONS), fullgraph=True),
+        dict(dynamic=None, options=dict(layout_optimization=True)),
     ]
 
 
-def test_other_backends_get_the_arguments_unchanged(compile_arguments):
+def test_other_backends_get_the_arguments_unchanged_but_static_shapes(torch_compile_calls):
     compile_model(torch.nn.Identity(), backend='aot_eager', mode='default')
-    assert compile_arguments == [dict(backend='aot_eager', mode='default')]
+    assert torch_compile_calls == [dict(backend='aot_eager', mode='default', dynamic=False)]
+
+
+def test_each_input_size_compiles_a_static_graph():
+    # Padded windows: with symbolic sizes, their floor divisions are what sympy chokes on.
+    torch._dynamo.reset()
+    counters.clear()
+    attention = WindowAttention(16, num_heads=2, window_size=7).eval()
+    compiled = compile_model(attention)
+    with torch.no_grad():
+        for height, width in ((9, 12), (16, 11), (20, 25), (9, 12)):
+            tokens = torch.randn(2, height, width, 16)
+            torch.testing.assert_close(compiled(tokens), attention(tokens),
+                                       rtol=1e-4, atol=1e-5)
+    # One per size; with symbolic sizes the second size's graph would serve the third.
+    assert counters['stats']['unique_graphs'] == 3
