@@ -155,7 +155,6 @@ def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
     assert not marker.exists()
 
 
-
 @pytest.fixture
 def torch_compile_calls(monkeypatch):
     """The keyword arguments of each ``torch.compile`` call; the function runs uncompiled."""
