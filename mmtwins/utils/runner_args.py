@@ -1,5 +1,6 @@
 """What every runner tool shares (train, test): command-line options and the exit."""
 import argparse
+import gc
 import os
 import os.path as osp
 
@@ -41,16 +42,22 @@ def apply_runner_arguments(cfg: Config, args: argparse.Namespace, config_path: s
 
 
 def release_process_group() -> None:
-    """Destroys the default process group, if a distributed run created one.
+    """Frees what the finished run left, then destroys the default process group, if any.
 
-    PyTorch asks programs to destroy it before they exit, so that the backend's threads
-    stop before the interpreter tears down; mmengine's runner leaves it. (A 2-process
-    CPU run over gloo once aborted in CI with "terminate called without an active
-    exception"; it did not reproduce in 8 further runs.)
+    PyTorch asks programs to destroy the group before they exit, so that the backend's
+    threads stop before the interpreter tears down; mmengine's runner leaves it. The
+    runner itself outlives ``Runner.from_cfg(cfg).train()`` in reference cycles (its
+    hooks, logger, message hub), and with it DDP's reducer and the gloo work it holds,
+    until the garbage collector runs: left to interpreter shutdown, freeing that work
+    needs the GIL while the interpreter is finalizing, which aborts the process
+    (pytorch/pytorch#179291). A 2-process CPU run over gloo aborted so in CI, rarely,
+    with "terminate called without an active exception"; collecting here frees it all
+    while the interpreter is alive.
 
     Example:
         >>> Runner.from_cfg(cfg).train()
         >>> release_process_group()
     """
     if is_distributed():
+        gc.collect()
         dist.destroy_process_group()
