@@ -46,13 +46,13 @@ def release_process_group() -> None:
 
     PyTorch asks programs to destroy the group before they exit, so that the backend's
     threads stop before the interpreter tears down; mmengine's runner leaves it. The
-    runner itself outlives ``Runner.from_cfg(cfg).train()`` in reference cycles (its
-    hooks, logger, message hub), and with it DDP's reducer and the gloo work it holds,
-    until the garbage collector runs: left to interpreter shutdown, freeing that work
-    needs the GIL while the interpreter is finalizing, which aborts the process
-    (pytorch/pytorch#179291). A 2-process CPU run over gloo aborted so in CI, rarely,
-    with "terminate called without an active exception"; collecting here frees it all
-    while the interpreter is alive.
+    runner itself outlives ``Runner.from_cfg(cfg).train()`` in reference cycles, and
+    with it DDP's reducer and the gloo work it holds, until the garbage collector runs;
+    left to interpreter shutdown, freeing such work needs the GIL while the interpreter
+    is finalizing, which aborts the process (pytorch/pytorch#179291). Collecting here
+    frees it while the interpreter is alive. (A 2-process CPU run over gloo aborted in
+    CI, rarely, with "terminate called without an active exception"; this is its likely
+    cause, not reproduced locally.)
 
     Example:
         >>> Runner.from_cfg(cfg).train()
