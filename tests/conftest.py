@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 
 from tests.helpers import TINY_PCPVT, TINY_SVT, write_colour_classes
@@ -40,6 +41,19 @@ def test_default_scope():
     """Keeps the default scope one test sets from leaking into the next."""
     with _restored_default_scope():
         yield
+
+
+@pytest.fixture
+def torch_compile_calls(monkeypatch):
+    """The keyword arguments of each ``torch.compile`` call; the function runs uncompiled."""
+    calls = []
+
+    def record(function, **kwargs):
+        calls.append(kwargs)
+        return function
+
+    monkeypatch.setattr(torch, 'compile', record)
+    return calls
 
 
 @pytest.fixture(scope='session')

@@ -23,24 +23,8 @@ from mmtwins.utils import INDUCTOR_OPTIONS
 _experiment_ids = itertools.count()
 
 
-class ToyRegressor(BaseModel):
-    """Its forward dispatches to ``loss`` in loss mode, as mmpretrain, mmseg and mmdet's."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-
-    def forward(self, inputs, targets, mode='tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, targets)
-        return self.linear(inputs).squeeze(1)
-
-    def loss(self, inputs, targets):
-        return dict(loss=((self.linear(inputs).squeeze(1) - targets)**2).mean())
-
-
 class ForwardOnlyRegressor(BaseModel):
-    """A model with no ``loss`` method."""
+    """A model with no ``loss`` method: its forward computes the losses itself."""
 
     def __init__(self):
         super().__init__()
@@ -48,7 +32,23 @@ class ForwardOnlyRegressor(BaseModel):
 
     def forward(self, inputs, targets, mode='tensor'):
         outputs = self.linear(inputs).squeeze(1)
-        return dict(loss=((outputs - targets)**2).mean()) if mode == 'loss' else outputs
+        return self.squared_error(outputs, targets) if mode == 'loss' else outputs
+
+    @staticmethod
+    def squared_error(outputs, targets):
+        return dict(loss=((outputs - targets)**2).mean())
+
+
+class ToyRegressor(ForwardOnlyRegressor):
+    """Its forward dispatches to ``loss`` in loss mode, as mmpretrain, mmseg and mmdet's."""
+
+    def forward(self, inputs, targets, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, targets)
+        return super().forward(inputs, targets, mode)
+
+    def loss(self, inputs, targets):
+        return self.squared_error(self.linear(inputs).squeeze(1), targets)
 
 
 class ToyDataset(Dataset):
@@ -153,19 +153,6 @@ def test_trusted_path_still_refuses_pickled_code(tmp_path, payload_class):
     with pytest.raises(ValueError, match='refused to load'):
         read_checkpoint(str(path))
     assert not marker.exists()
-
-
-@pytest.fixture
-def torch_compile_calls(monkeypatch):
-    """The keyword arguments of each ``torch.compile`` call; the function runs uncompiled."""
-    calls = []
-
-    def record(function, **kwargs):
-        calls.append(kwargs)
-        return function
-
-    monkeypatch.setattr(torch, 'compile', record)
-    return calls
 
 
 @pytest.mark.parametrize('compile_cfg, expected', [

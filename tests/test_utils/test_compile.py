@@ -1,7 +1,6 @@
 """compile_model: inductor options merged in, token maps kept in their layout."""
 import re
 
-import pytest
 import torch
 from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
@@ -44,13 +43,6 @@ def test_compiled_pcpvt_keeps_token_maps_channels_last():
         logits, codes = run_and_get_code(compile_model(model), x)
         torch.testing.assert_close(logits, model(x), rtol=1e-4, atol=1e-5)
     assert transposed_token_buffers('\n'.join(codes)) == []
-
-
-@pytest.fixture
-def torch_compile_calls(monkeypatch):
-    calls = []
-    monkeypatch.setattr(torch, 'compile', lambda model, **kwargs: calls.append(kwargs))
-    return calls
 
 
 def test_merges_options_mode_and_caller_options(torch_compile_calls):

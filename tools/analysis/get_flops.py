@@ -104,8 +104,9 @@ def attention_note(name: str, result: Complexity, published: Optional[PublishedF
     """For a published figure without the attention products: our count without them."""
     if published is None or published.counts_attention:
         return ''
-    without = result.flops - result.sdpa_flops
-    return (f'{name}: {result.sdpa_flops / 1e9:.3f} G of attention products; without them '
+    attention = result.sdpa_flops
+    without = result.flops - attention
+    return (f'{name}: {attention / 1e9:.3f} G of attention products; without them '
             f'{without / 1e9:.3f} G, {difference(without, published.flops)}')
 
 
