@@ -73,9 +73,23 @@ def run_tool(*args: str, cwd: Path = REPO_ROOT,
     """Runs a command as a user of the repository would, capturing its output."""
     # As in an activated environment: the dist_*.sh scripts call `python`.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ['PATH']])
-    env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
+    # PYTHONFAULTHANDLER: a tool that dies of a signal (the rare abort of a gloo rank seen
+    # in CI, see release_process_group) prints the Python stack of each thread to stderr.
+    env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1',
+               PYTHONFAULTHANDLER='1')
     return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def failure_report(result: subprocess.CompletedProcess, tail: int = 4000) -> str:
+    """An assertion message for a failed tool: the end of its stderr, preceded by the
+    Python stacks faulthandler printed for a process killed by a signal, which other
+    processes' output (torchrun's report of the failed rank) can push out of that end."""
+    stderr = result.stderr
+    crash = stderr.find('Fatal Python error')
+    if 0 <= crash < len(stderr) - tail:
+        return stderr[crash:crash + 8000] + '\n[...]\n' + stderr[-tail:]
+    return stderr[-tail:]
 
 
 def python_tool(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:

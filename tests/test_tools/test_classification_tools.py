@@ -10,8 +10,8 @@ import pytest
 import timm
 import torch
 
-from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT, python_tool, run_tool,
-                           tiny_classification_config)
+from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT, failure_report, python_tool,
+                           run_tool, tiny_classification_config)
 
 CONFIGS = {
     'twins': ('configs/twins/svt-s_8xb128_in1k.py', TINY_SVT),
@@ -77,7 +77,7 @@ def test_distributed_train_and_test_on_cpu(colour_dataset, tmp_path):
     config.write_text(tiny_classification_config(base_config, arch, colour_dataset, 1))
     train = run_tool('bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
                      '--work-dir', str(tmp_path / 'dist'), cwd=tmp_path)
-    assert train.returncode == 0, train.stderr[-4000:]
+    assert train.returncode == 0, failure_report(train)
     checkpoint = tmp_path / 'dist' / 'epoch_1.pth'
     assert checkpoint.is_file()
 
@@ -87,7 +87,7 @@ def test_distributed_train_and_test_on_cpu(colour_dataset, tmp_path):
     distributed = run_tool('bash', str(REPO_ROOT / 'tools/dist_test.sh'), str(config),
                            str(checkpoint), '2', '--work-dir', str(tmp_path / 'dist_test'),
                            cwd=tmp_path)
-    assert distributed.returncode == 0, distributed.stderr[-4000:]
+    assert distributed.returncode == 0, failure_report(distributed)
     single_accuracy = logged_test_accuracy(tmp_path / 'single_test')
     assert logged_test_accuracy(tmp_path / 'dist_test') == single_accuracy
 

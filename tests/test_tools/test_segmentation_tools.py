@@ -11,7 +11,8 @@ from mmengine.structures import PixelData
 from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
 
-from tests.helpers import REPO_ROOT, TINY_PCPVT, TINY_SVT, python_tool, run_tool
+from tests.helpers import (REPO_ROOT, TINY_PCPVT, TINY_SVT, failure_report, python_tool,
+                           run_tool)
 from tests.test_tools.segmentation_helpers import tiny_segmentation_config, write_ade20k
 
 ITERATIONS = 40
@@ -96,14 +97,14 @@ def test_distributed_train_and_test_on_cpu(trained, ade20k, tmp_path):
     # The heads' SyncBN needs GPUs: our Runner turns it into plain BN on CPUs (gloo).
     train = run_tool('bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(config), '2',
                      '--work-dir', str(tmp_path / 'train'), cwd=tmp_path)
-    assert train.returncode == 0, train.stderr[-4000:]
+    assert train.returncode == 0, failure_report(train)
     assert (tmp_path / 'train' / 'iter_2.pth').is_file()
 
     single = trained['upernet']
     test = run_tool('bash', str(REPO_ROOT / 'tools/dist_test.sh'), str(single.config),
                     str(single.checkpoint), '2', '--work-dir', str(tmp_path / 'test'),
                     cwd=tmp_path)
-    assert test.returncode == 0, test.stderr[-4000:]
+    assert test.returncode == 0, failure_report(test)
     # from the log: every rank writes the metrics json, which may garble it (MMEngine 0.10.7)
     (logged, ) = re.findall(r'Iter\(test\).* mIoU: ([\d.]+)', test.stdout + test.stderr)
     assert float(logged) == pytest.approx(single.validation_miou, abs=0.005)
