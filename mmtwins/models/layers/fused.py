@@ -31,7 +31,8 @@ _LINEAR_POINTWISE = getattr(torch.ops.mkldnn, '_linear_pointwise', None) \
 
 
 def can_fuse(x: Tensor) -> bool:
-    """Whether :func:`fused_linear` may run on ``x``.
+    """Whether :func:`fused_linear` may run on ``x``, and the other fp32 CPU
+    fusions (:class:`~mmtwins.models.layers.ConvPositionEncoding`'s sum).
 
     That is an fp32 CPU tensor, outside autocast, torch.export and tracers (ONNX
     export), which need standard operators, and under torch.compile only where

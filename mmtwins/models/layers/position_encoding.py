@@ -1,6 +1,8 @@
 """Convolutional position encoding (Twins' PEG, DaViT's CPE)."""
 from torch import Tensor, nn
 
+from .fused import can_fuse
+
 
 class ConvPositionEncoding(nn.Module):
     """``x + DepthwiseConv(x)``: position information from the zero-padded border.
@@ -27,4 +29,18 @@ class ConvPositionEncoding(nn.Module):
         """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
         # The NCHW view of channels-last tokens is a channels_last tensor: the
         # convolution reads and writes it without any layout copy.
-        return x + self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        nchw = x.permute(0, 3, 1, 2)
+        if not can_fuse(x):
+            return x + self.proj(nchw).permute(0, 2, 3, 1)
+        # The sum in the convolution, one pass over the map rather than two: a 1
+        # added to each kernel's centre tap adds x. Only in fp32: rounding
+        # ``1 + w`` to bf16 or TF32 would coarsen the taps to steps of 2**-8 or 2**-11.
+        return self.proj._conv_forward(nchw, self._weight_plus_identity(),
+                                       self.proj.bias).permute(0, 2, 3, 1)
+
+    def _weight_plus_identity(self) -> Tensor:
+        weight = self.proj.weight
+        centre = self.proj.kernel_size[0] // 2
+        identity = weight.new_zeros(weight.shape[-2:])
+        identity[centre, centre] = 1
+        return weight + identity
