@@ -7,14 +7,14 @@ keys, :func:`to_reference` renames foreign keys to the reference, and
 """
 from .api import (convert_to_mmtwins, load_pretrained, to_mmtwins_checkpoint,
                   to_reference)
-from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
+from .checkpoint import (CheckpointError, LoadReport, load_into, load_pretrained_state_dict,
                          read_checkpoint, save_checkpoint_atomically, unwrap_state_dict)
 from .davit import MMPRETRAIN_NORM_CAVEAT
 from .formats import FAMILIES, FORMATS, detect_format
 from .trusted_checkpoint import RUNNER_CHECKPOINT_GLOBALS, trusted_runner_checkpoints
 
 __all__ = [
-    'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'LoadReport', 'RUNNER_CHECKPOINT_GLOBALS',
+    'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'CheckpointError', 'LoadReport', 'RUNNER_CHECKPOINT_GLOBALS',
     'convert_to_mmtwins', 'detect_format', 'load_into', 'load_pretrained',
     'load_pretrained_state_dict', 'read_checkpoint', 'save_checkpoint_atomically',
     'to_mmtwins_checkpoint', 'to_reference', 'trusted_runner_checkpoints', 'unwrap_state_dict'

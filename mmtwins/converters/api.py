@@ -9,7 +9,8 @@ from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
 from .davit import BODY_RULES as DAVIT_BODY_RULES
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
-from .formats import BACKBONE_PREFIX, FORMATS, detect_format, split_backbone
+from .formats import (BACKBONE_PREFIX, FAMILIES, FORMATS, detect_format,
+                      split_backbone)
 from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
 from .rename import StateDict, rename_keys
 from .twins import BODY_RULES as TWINS_BODY_RULES
@@ -35,11 +36,14 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
         with a warning.
 
     Raises:
-        ValueError: If ``fmt`` is not a foreign format of ``family``.
+        ValueError: If ``family`` is unknown, or ``fmt`` is not a foreign format of
+            ``family``.
 
     Example:
         >>> to_reference(mmpretrain_svt.state_dict(), 'twins-svt', 'mmpretrain')
     """
+    if family not in FAMILIES:
+        raise ValueError(f'family={family!r} is not one of {", ".join(FAMILIES)}')
     body_rules = DAVIT_BODY_RULES if family == 'davit' else TWINS_BODY_RULES
     if fmt not in body_rules:
         raise ValueError(f'No {fmt!r} format for {family}; known: '
@@ -181,4 +185,4 @@ def load_pretrained(module: nn.Module,
     """
     state_dict, _, _ = convert_to_mmtwins(
         load_pretrained_state_dict(path), fmt=fmt, source=str(path))
-    return load_into(module, state_dict, prefix=prefix)
+    return load_into(module, state_dict, prefix=prefix, source=str(path))

@@ -22,14 +22,22 @@ _DATA_PARALLEL_PREFIX = 'module.'
 _UNPICKLER_REASON = re.compile(r'WeightsUnpickler error: (.*?)(?:\n|$)')
 
 
+class CheckpointError(ValueError):
+    """A weight file that cannot be used as asked: unreadable, refused, not a state
+    dict, of no known format, or of another architecture than the model's.
+
+    The message starts with the file's name; the tools report it in one line.
+    """
+
+
 def _is_url(path: str) -> bool:
     return path.startswith(('http://', 'https://'))
 
 
-def _refusal(source: str, error: pickle.UnpicklingError) -> ValueError:
+def _refusal(source: str, error: pickle.UnpicklingError) -> CheckpointError:
     match = _UNPICKLER_REASON.search(str(error))
-    reason = match.group(1) if match else str(error).splitlines()[0]
-    return ValueError(
+    reason = match.group(1) if match else _first_line(error)
+    return CheckpointError(
         f'{source}: refused to load. Weight files are read with '
         f'torch.load(weights_only=True), which accepts tensors, plain containers '
         f'and the objects of MMEngine runner checkpoints, never arbitrary pickled '
@@ -46,6 +54,17 @@ def _load_local(path: str, map_location: Any) -> Any:
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise _refusal(path, error) from error
+    except (RuntimeError, EOFError, KeyError) as error:
+        # What torch.load raises on a truncated, empty or non-PyTorch file, without
+        # naming it: 'PytorchStreamReader failed reading zip archive', '', '101'.
+        raise CheckpointError(
+            f'{path}: not a readable PyTorch checkpoint (truncated, empty or another '
+            f'kind of file?): {type(error).__name__}: {_first_line(error)}') from error
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).splitlines()
+    return lines[0] if lines else 'no message'
 
 
 def _load_url(url: str, map_location: Any) -> Any:
@@ -84,7 +103,8 @@ def read_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
 
     Raises:
         FileNotFoundError: If the local file does not exist.
-        ValueError: If the file needs arbitrary objects unpickled (refused).
+        CheckpointError: If the file needs arbitrary objects unpickled (refused),
+            or is truncated, empty or not a PyTorch file.
         ConnectionError: If an address cannot be downloaded.
 
     Example:
@@ -114,25 +134,30 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any],
 
     Raises:
         KeyError: If ``key`` is given and missing.
-        ValueError: If what is left is not a dict of tensors.
+        CheckpointError: If what is left is not a dict of tensors.
 
     Example:
         >>> unwrap_state_dict({'model': {'module.head.bias': b}, 'epoch': 3})
         {'head.bias': b}
     """
     if key is not None:
-        if key not in checkpoint:
+        if not isinstance(checkpoint, Mapping) or key not in checkpoint:
+            keys = list(checkpoint) if isinstance(checkpoint, Mapping) else []
             raise KeyError(f'{source}: no {key!r} in the checkpoint; its keys: '
-                           f'{", ".join(map(str, list(checkpoint)[:10]))}')
+                           f'{", ".join(map(str, keys[:10]))}')
         checkpoint = checkpoint[key]
-    else:
+    elif isinstance(checkpoint, Mapping):
         for wrapper in WRAPPER_KEYS:
             if isinstance(checkpoint.get(wrapper), Mapping):
                 checkpoint = checkpoint[wrapper]
                 break
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'{source}: not a state dict but a {type(checkpoint).__name__}; '
+                         f'expected a dict of tensors, at the top level or under one of '
+                         f'{", ".join(WRAPPER_KEYS)}')
     not_tensors = [k for k, v in checkpoint.items() if not isinstance(v, Tensor)]
     if not_tensors:
-        raise ValueError(
+        raise CheckpointError(
             f'{source}: not a state dict; these entries are not tensors: '
             f'{", ".join(map(str, not_tensors[:10]))}. Expected the weights at the '
             f'top level or under one of {", ".join(WRAPPER_KEYS)}.')
@@ -157,8 +182,8 @@ def load_pretrained_state_dict(path: str,
 
     Raises:
         FileNotFoundError: If the local file does not exist.
-        ValueError: If the file needs arbitrary objects unpickled (refused), or
-            holds no state dict.
+        CheckpointError: If the file needs arbitrary objects unpickled
+            (refused), is unreadable, or holds no state dict.
         ConnectionError: If an address cannot be downloaded.
 
     Example:
@@ -230,30 +255,34 @@ def _log_report(report: LoadReport, module: nn.Module, prefix: str) -> None:
 
 def load_into(module: nn.Module,
               state_dict: Mapping[str, Tensor],
-              prefix: str = 'backbone.') -> LoadReport:
+              prefix: str = 'backbone.',
+              source: str = 'the checkpoint') -> LoadReport:
     """Loads the ``prefix`` part of an mmtwins state dict into a module, leniently.
 
     Missing and unexpected keys are allowed and reported (logged and returned);
     a tensor whose shape differs from the module's is an error, since loading
-    it would silently mean a different architecture.
+    it would silently mean a different architecture, and so is a state dict of
+    which nothing fits, which would leave the module as it was.
 
     Args:
         module: The model or sub-model to initialise, for example a backbone.
         state_dict: mmtwins keys, see :func:`mmtwins.converters.convert_to_mmtwins`.
         prefix: Only keys starting with it are loaded, with it removed; ``''``
             loads the whole dict.
+        source: Names the weights in error messages, for example their file.
 
     Returns:
         A :class:`LoadReport`.
 
     Raises:
-        ValueError: If shapes differ; all mismatches are listed.
+        CheckpointError: If shapes differ (all mismatches are listed), or no
+            tensor fits.
 
     Example:
         >>> state_dict, _, _ = convert_to_mmtwins(load_pretrained_state_dict(f))
-        >>> report = load_into(backbone, state_dict, prefix='backbone.')
+        >>> report = load_into(dense_svt_backbone, state_dict, prefix='backbone.')
         >>> report.missing_keys
-        ['norm_list.0.weight', ...]
+        ['stages.0.norm.bias', 'stages.0.norm.weight', ...]
     """
     selected = {k[len(prefix):]: v for k, v in state_dict.items()
                 if k.startswith(prefix)}
@@ -263,11 +292,17 @@ def load_into(module: nn.Module,
                   for k, v in selected.items()
                   if k in own and v.shape != own[k].shape]
     if mismatched:
-        raise ValueError(f'Shapes differ between the checkpoint and '
-                         f'{type(module).__name__}: ' + '; '.join(mismatched))
+        raise CheckpointError(f'{source}: shapes differ between its weights and '
+                              f'{type(module).__name__}: ' + '; '.join(mismatched))
+    loaded = sorted(set(selected) & set(own))
+    if not loaded:
+        where = f' under the prefix {prefix!r}' if prefix else ''
+        raise CheckpointError(
+            f'{source}: none of its weights{where} fit {type(module).__name__} '
+            f'(its first keys: {", ".join(list(state_dict)[:5])})')
     result = module.load_state_dict(selected, strict=False)
     report = LoadReport(
-        loaded_keys=sorted(set(selected) & set(own)),
+        loaded_keys=loaded,
         missing_keys=sorted(result.missing_keys),
         unexpected_keys=sorted(result.unexpected_keys),
         dropped_keys=dropped)

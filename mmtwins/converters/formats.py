@@ -5,6 +5,7 @@ from typing import (Callable, Iterable, List, Mapping, NamedTuple, Optional,
 
 from torch import Tensor
 
+from .checkpoint import CheckpointError
 from .rename import StateDict
 
 FAMILIES = ('twins-pcpvt', 'twins-svt', 'davit')
@@ -131,7 +132,7 @@ def detect_format(state_dict: Mapping[str, Tensor],
         are reported as ``'official'`` unless ``formats`` asks for ``'timm'``.
 
     Raises:
-        ValueError: If no candidate format matches; the message names
+        CheckpointError: If no candidate format matches; the message names
             ``source`` and shows some of its keys.
 
     Example:
@@ -150,4 +151,4 @@ def detect_format(state_dict: Mapping[str, Tensor],
                 return 'davit', signature.fmt
             family = 'twins-svt' if signature.is_svt(body) else 'twins-pcpvt'
             return family, signature.fmt
-    raise ValueError(_describe_failure(source, list(state_dict), formats))
+    raise CheckpointError(_describe_failure(source, list(state_dict), formats))

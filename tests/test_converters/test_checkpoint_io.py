@@ -50,6 +50,29 @@ def test_a_dict_without_weights_is_an_error():
         unwrap_state_dict({'epoch': 3, 'lr': 0.1}, source='in.pth')
 
 
+@pytest.mark.parametrize('content', [
+    lambda saved: saved[:len(saved) // 2],
+    lambda saved: b'',
+    lambda saved: b'hello world\n',
+], ids=['truncated', 'empty', 'text'])
+def test_an_unreadable_file_is_named(tmp_path, content):
+    torch.save(_weights(), tmp_path / 'weights.pth')
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(content((tmp_path / 'weights.pth').read_bytes()))
+    with pytest.raises(ValueError, match=f'{broken}: not a readable PyTorch checkpoint'):
+        load_pretrained_state_dict(str(broken))
+
+
+@pytest.mark.parametrize('content', [torch.zeros(3), [torch.zeros(3)]], ids=['tensor', 'list'])
+def test_a_file_of_no_dict_is_named(tmp_path, content):
+    path = tmp_path / 'odd.pth'
+    torch.save(content, path)
+    with pytest.raises(ValueError, match=f'{path}: not a state dict but a'):
+        load_pretrained_state_dict(str(path))
+    with pytest.raises(KeyError, match=f'{path}: no .state_dict. in the checkpoint'):
+        load_pretrained_state_dict(str(path), key='state_dict')
+
+
 def test_missing_file_is_named(tmp_path):
     missing = str(tmp_path / 'nowhere.pth')
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):

@@ -39,20 +39,32 @@ def test_key_option_selects_the_weights(tmp_path, cli, capsys):
     assert 'not a Twins' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('make_source, message', [
-    (None, 'Checkpoint file not found'),
-    (lambda: {'model': {'fc.weight': torch.zeros(1)}}, 'not a Twins'),
-    (lambda: {'args': argparse.Namespace(lr=1)}, 'refused to load'),
-], ids=['missing', 'not-twins-or-davit', 'unsafe'])
-def test_errors_leave_no_output(tmp_path, cli, capsys, make_source, message):
+@pytest.mark.parametrize('make_source, options, message', [
+    (None, [], 'Checkpoint file not found'),
+    (lambda: {'model': {'fc.weight': torch.zeros(1)}}, [], 'not a Twins'),
+    (lambda: {'args': argparse.Namespace(lr=1)}, [], 'refused to load'),
+    (lambda: torch.zeros(3), [], 'not a state dict but a Tensor'),
+    (lambda: {'model': {}}, ['--key', 'ema'], "no 'ema' in the checkpoint"),
+], ids=['missing', 'not-twins-or-davit', 'unsafe', 'a-tensor', 'missing-key'])
+def test_errors_leave_no_output(tmp_path, cli, capsys, make_source, options, message):
     src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
     if make_source is not None:
         torch.save(make_source(), src)
 
-    assert cli.main([str(src), str(dst)]) == 1
+    assert cli.main([str(src), str(dst), *options]) == 1
     err = capsys.readouterr().err
-    assert err.startswith('error: ') and message in err and str(src) in err
+    assert err.startswith(f'error: {src}' if make_source else 'error: ')
+    assert message in err and str(src) in err
     assert not dst.exists()
+
+
+def test_a_truncated_file_is_an_error(tmp_path, cli, capsys):
+    src = tmp_path / 'davit.pth'
+    torch.save(timm_davit().state_dict(), src)
+    src.write_bytes(src.read_bytes()[:1000])
+    assert cli.main([str(src), str(tmp_path / 'out.pth')]) == 1
+    assert capsys.readouterr().err.startswith(
+        f'error: {src}: not a readable PyTorch checkpoint')
 
 
 def test_wrong_forced_format_is_an_error(tmp_path, cli, capsys):

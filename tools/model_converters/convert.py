@@ -67,7 +67,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             {'state_dict': state_dict,
              'meta': {'source_format': fmt, 'family': family}}, args.dst)
     except (OSError, KeyError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        # str() of a KeyError quotes its message.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f'error: {message}', file=sys.stderr)
         return 1
     print(f'{args.src}: {family}, {fmt} format, {len(source)} tensors')
     print(f'{args.dst}: mmtwins format, {len(state_dict)} tensors')

@@ -4,6 +4,7 @@ import timm
 import torch
 from mmengine.registry import DefaultScope
 
+from mmtwins.converters import CheckpointError
 from mmtwins.models.backbones import DaViT, TwinsSVT
 from mmtwins.registry import MODELS
 
@@ -70,6 +71,16 @@ def test_wrong_family_is_refused(official_svt):
                                num_heads=(1, 2, 2, 4)),
                      init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(ValueError):
+        backbone.init_weights()
+
+
+def test_a_prefix_that_selects_nothing_is_refused(official_svt):
+    _, path = official_svt
+    backbone = TwinsSVT(arch=SMALL_SVT, init_cfg=dict(type='Pretrained', checkpoint=path,
+                                                      prefix='model.backbone.'))
+    with pytest.raises(CheckpointError,
+                       match=f"{path}: none of its weights under the prefix 'model.backbone.' "
+                       'fit TwinsSVT'):
         backbone.init_weights()
 
 
