@@ -147,7 +147,7 @@ class DaViT(PyramidBackbone):
             runs when it is None or only ``Pretrained`` (which then loads over
             it).
 
-    Input sizes: any H, W >= 32; the stem pads to a multiple of 4 and each
+    Input sizes: any H, W >= 1; the stem pads to a multiple of 4 and each
     downsampling to an even size, so the maps are ``ceil(H / 4) x ceil(W / 4)``,
     then halved (ceil).
 

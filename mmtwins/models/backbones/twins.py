@@ -186,6 +186,23 @@ class _Twins(PyramidBackbone):
                            norm_after_stage[stage], with_cp))
         self._freeze_stages()
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input side: stage i's map, ``ceil(side / 2**(i + 2))`` tokens,
+        must span at least one window of its key sub-sampling (``sr_ratios[i]``)."""
+        return max(2**(stage + 2) * (ratio - 1) + 1
+                   for stage, ratio in enumerate(self.arch_settings['sr_ratios']))
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raises a ``ValueError`` for a side below :attr:`min_input_size`."""
+        if min(height, width) < self.min_input_size:
+            raise ValueError(
+                f'{type(self).__name__} with sr_ratios='
+                f'{self.arch_settings["sr_ratios"]} takes inputs of at least '
+                f'{self.min_input_size} x {self.min_input_size} pixels (each stage\'s map '
+                f'must span its key sub-sampling), got {height} x {width}; resize or pad '
+                f'the images first')
+
 
 @MODELS.register_module()
 class TwinsPCPVT(_Twins):
@@ -216,7 +233,8 @@ class TwinsPCPVT(_Twins):
             sqrt(2 / fan_out), fan_out divided by the groups) runs when it is
             None or only ``Pretrained`` (which then loads over it).
 
-    Input sizes: any H, W >= 32; each patch embedding pads bottom/right to its
+    Input sizes: any H, W >= 29 with the released sr ratios (8, 4, 2, 1), in
+    general :attr:`min_input_size`; each patch embedding pads bottom/right to its
     stride, so the maps are ``ceil(H / 4) x ceil(W / 4)``, then halved (ceil).
 
     Example:

@@ -8,8 +8,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmtwins.converters import load_pretrained
 
 _NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
-#: The smallest input side: one token at the stride-32 last stage.
-MIN_INPUT_SIZE = 32
 
 
 class PyramidBackbone(BaseModule):
@@ -88,27 +86,27 @@ class PyramidBackbone(BaseModule):
         return {key: tuple(arch[key]) for key in cls.arch_keys}
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x: ``(B, in_channels, H, W)`` images, any H, W >= 32.
+        """Args: x: ``(B, in_channels, H, W)`` images (see :meth:`check_input_size`).
 
         Returns:
             One NCHW map per ``out_indices`` entry, in stage order (views of
             channels-last tokens: ``channels_last`` memory format). Stages after
             the last requested one are not run.
-
-        Raises:
-            ValueError: For inputs smaller than :data:`MIN_INPUT_SIZE` on a side.
         """
-        if min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f'{type(self).__name__} takes inputs of at least {MIN_INPUT_SIZE} x '
-                f'{MIN_INPUT_SIZE} pixels (the stride of its last stage), got '
-                f'{x.shape[-2]} x {x.shape[-1]}; resize or pad the images first')
+        self.check_input_size(*x.shape[-2:])
         outs = []
         for index, stage in enumerate(self.stages[:self.out_indices[-1] + 1]):
             x = stage(x).permute(0, 3, 1, 2)
             if index in self.out_indices:
                 outs.append(self.output_map(index, x))
         return tuple(outs)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raises a ``ValueError`` naming the sizes if the arch cannot take this input.
+
+        Every patch embedding pads its input to its stride, so any size works unless a
+        subclass says otherwise.
+        """
 
     def output_map(self, index: int, x: Tensor) -> Tensor:
         """The returned form of stage ``index``'s NCHW output ``x``."""
@@ -167,7 +165,8 @@ def check_out_indices(out_indices: Union[int, Sequence[int]],
         >>> check_out_indices((-1, 0), 4)
         (0, 3)
     """
-    indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+    indices = (out_indices, ) if isinstance(out_indices, int) else \
+        tuple(out_indices) if isinstance(out_indices, Sequence) else ()
     if not indices or not all(isinstance(i, int) for i in indices):
         raise ValueError(f'out_indices={out_indices!r} must be an int or a '
                          f'non-empty sequence of ints')
