@@ -1,7 +1,8 @@
 # The official UperNet schedule of Twins on ADE20K, total batch 16: AdamW lr 6e-5, betas
 # (0.9, 0.999), weight decay 0.01 except on the backbone norms and the Twins position
-# encodings (PEG); 1500 linear warm-up iterations from 1e-6, then poly (power 1) to 0 at
-# 160k iterations. Validation every 16k iterations.
+# encodings (PEG); 1500 linear warm-up iterations from 1e-6 x lr (the official config's
+# warmup_ratio=1e-6, a factor in mmcv 1.x), then poly (power 1) to 0 at 160k iterations.
+# Validation every 16k iterations.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
@@ -13,7 +14,7 @@ optim_wrapper = dict(
 max_iters = 160000
 warmup_iters = 1500
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6 / 6e-5, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=warmup_iters,
          end=max_iters),
 ]
