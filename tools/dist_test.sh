@@ -3,6 +3,10 @@
 # Several machines: set NNODES, NODE_RANK, MASTER_ADDR and PORT on each.
 # Without GPUs, GPUS processes test on the CPU over gloo.
 set -euo pipefail
+if [ $# -lt 3 ]; then
+    echo "usage: bash $0 CONFIG CHECKPOINT GPUS [test.py options]" >&2
+    exit 2
+fi
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

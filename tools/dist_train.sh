@@ -3,6 +3,10 @@
 # Several machines: set NNODES, NODE_RANK, MASTER_ADDR and PORT on each.
 # Without GPUs, GPUS processes train on the CPU over gloo.
 set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "usage: bash $0 CONFIG GPUS [train.py options]" >&2
+    exit 2
+fi
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}

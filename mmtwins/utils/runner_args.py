@@ -9,6 +9,25 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import is_distributed
 
 
+class ConfigOptionsAction(DictAction):
+    """MMEngine's ``DictAction`` for ``KEY=VALUE`` options, with a malformed one reported
+    by argparse: MMEngine 0.10.7 fails on it with a bare ``ValueError`` traceback ("not
+    enough values to unpack").
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction)
+        >>> parser.parse_args(['--cfg-options', 'a.b=1']).cfg_options
+        {'a.b': 1}
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        malformed = [value for value in values if '=' not in value]
+        if malformed:
+            parser.error(f'{option_string}: {malformed[0]!r} is not KEY=VALUE')
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank``.
 
@@ -21,7 +40,7 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--work-dir', help='folder for logs, metrics and checkpoints '
                         '(default: work_dirs/<config name>)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        '--cfg-options', nargs='+', action=ConfigOptionsAction, metavar='KEY=VALUE',
         help='override config settings, e.g. train_cfg.max_epochs=10')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
