@@ -8,7 +8,10 @@ import argparse
 import sys
 from typing import List
 
-from mmtwins.apis import get_model, inference_model
+from mmtwins.apis import inference_model
+
+# A sibling module: Python puts the folder of a script it runs first on sys.path.
+from demo_utils import build_model, image_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -18,7 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--checkpoint', help='weights in any supported format (default: the published '
         'weights of a zoo model, downloaded)')
-    parser.add_argument('--out-file', help='save the image with the detections drawn on it')
+    parser.add_argument('--out-file', type=image_file,
+                        help='save the image with the detections drawn on it '
+                        '(an image file: .png, .jpg, ...)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='list and draw the detections scoring at least this')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
@@ -43,11 +48,11 @@ def detection_lines(result: dict, score_thr: float) -> List[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    model = build_model(args, 'detection')
     try:
-        model = get_model(args.model, pretrained=args.checkpoint or True, device=args.device)
         result = inference_model(model, args.image, out_file=args.out_file,
                                  score_thr=args.score_thr)
-    except (FileNotFoundError, ValueError, ConnectionError) as error:
+    except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
     lines = detection_lines(result, args.score_thr)
     print('\n'.join(lines) if lines else f'no detection scores {args.score_thr} or more')

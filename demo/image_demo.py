@@ -12,7 +12,10 @@ import cv2
 import mmcv
 import numpy as np
 
-from mmtwins.apis import get_model, inference_model
+from mmtwins.apis import inference_model
+
+# A sibling module: Python puts the folder of a script it runs first on sys.path.
+from demo_utils import build_model, image_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,7 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--checkpoint', help='weights in any supported format (default: the published '
         'weights of a zoo model, downloaded)')
     parser.add_argument('--topk', type=int, default=5, help='how many classes to show')
-    parser.add_argument('--out-file', help='save the image with the predictions drawn on it')
+    parser.add_argument('--out-file', type=image_file,
+                        help='save the image with the predictions drawn on it '
+                        '(an image file: .png, .jpg, ...)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
 
@@ -53,10 +58,10 @@ def draw_predictions(image_path: str, predictions: List[Tuple[str, float]],
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    model = build_model(args, 'classification')
     try:
-        model = get_model(args.model, pretrained=args.checkpoint or True, device=args.device)
         result = inference_model(model, args.image)
-    except (FileNotFoundError, ValueError, ConnectionError) as error:
+    except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
     predictions = top_predictions(result['pred_scores'], model._dataset_meta.get('classes'),
                                   args.topk)

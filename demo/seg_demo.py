@@ -10,7 +10,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from mmtwins.apis import get_model, inference_model
+from mmtwins.apis import inference_model
+
+# A sibling module: Python puts the folder of a script it runs first on sys.path.
+from demo_utils import build_model, image_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -20,7 +23,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--checkpoint', help='weights in any supported format (default: the published '
         'weights of a zoo model, downloaded)')
-    parser.add_argument('--out-file', help='save the image with the label map painted over it')
+    parser.add_argument('--out-file', type=image_file,
+                        help='save the image with the label map painted over it '
+                        '(an image file: .png, .jpg, ...)')
     parser.add_argument('--opacity', type=float, default=0.5, help='of the painted label map')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
@@ -41,11 +46,11 @@ def class_areas(label_map: np.ndarray, classes: Optional[Sequence[str]]) -> Dict
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    model = build_model(args, 'segmentation')
     try:
-        model = get_model(args.model, pretrained=args.checkpoint or True, device=args.device)
         result = inference_model(model, args.image, out_file=args.out_file,
                                  opacity=args.opacity)
-    except (FileNotFoundError, ValueError, ConnectionError) as error:
+    except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
     for name, share in class_areas(result['pred_label_map'],
                                    model._dataset_meta.get('classes')).items():

@@ -5,9 +5,11 @@ exactly what mmpretrain returns; segmentation through mmseg's ``inference_model`
 through mmdet's ``inference_detector``.
 """
 import copy
+import os
 import os.path as osp
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -16,7 +18,8 @@ from mmengine.registry import DefaultScope
 
 from .model_zoo import get_model, task_of
 
-ImageInput = Union[str, np.ndarray]
+ImageInput = Union[str, os.PathLike, np.ndarray]
+OutFiles = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], None]
 
 
 def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> List[dict]:
@@ -49,7 +52,7 @@ def _save_overlay(model: torch.nn.Module, image: ImageInput, sample, out_file: s
 def _segment(model: torch.nn.Module,
              images: List[ImageInput],
              return_logits: bool = False,
-             out_file: Union[str, Sequence[str], None] = None,
+             out_file: OutFiles = None,
              opacity: float = 0.5) -> List[dict]:
     """Label maps (and logits) of a segmentor, one image at a time; optional overlays."""
     from mmseg.apis import inference_model as mmseg_inference_model
@@ -67,14 +70,20 @@ def _segment(model: torch.nn.Module,
     return results
 
 
-def _out_files(out_file: Union[str, Sequence[str], None], images: List[ImageInput]):
+def _out_files(out_file: OutFiles, images: List[ImageInput]) -> List[Optional[str]]:
     """One output path per image (or ``None``s), checked."""
     if out_file is None:
         return [None] * len(images)
-    out_files = [out_file] if isinstance(out_file, str) else list(out_file)
+    out_files = [out_file] if isinstance(out_file, (str, os.PathLike)) else list(out_file)
     if len(out_files) != len(images):
         raise ValueError(f'out_file: one path per image, got {len(out_files)} paths for '
                          f'{len(images)} images')
+    out_files = [os.fspath(path) for path in out_files]
+    for path in out_files:
+        # Checked before any inference: cv2 only fails when it writes the first image.
+        if not cv2.haveImageWriter(path):
+            raise ValueError(f'out_file {path!r}: cannot write an image of that type; use '
+                             f'an image extension such as .png or .jpg')
     return out_files
 
 
@@ -118,7 +127,7 @@ def _detection_pipeline(config: Config, image: ImageInput):
 
 def _detect(model: torch.nn.Module,
             images: List[ImageInput],
-            out_file: Union[str, Sequence[str], None] = None,
+            out_file: OutFiles = None,
             score_thr: float = 0.3) -> List[dict]:
     """Boxes, scores, labels (and masks) of a detector; optional drawn images."""
     from mmdet.apis import inference_detector
@@ -143,17 +152,36 @@ INFERENCE_FUNCTIONS: Dict[str, Callable[..., List[dict]]] = {
 }
 
 
-def _check_images(images: Sequence[ImageInput]) -> None:
-    for image in images:
-        if isinstance(image, str):
-            if not osp.isfile(image):
-                raise FileNotFoundError(f'image file {image!r} does not exist')
-        elif not isinstance(image, np.ndarray):
-            raise TypeError(f'an image must be a file path or a numpy array (H, W, C in '
-                            f'BGR order, as read by mmcv.imread), got {type(image).__name__}')
+def _checked_image(image: ImageInput) -> Union[str, np.ndarray]:
+    """``image`` as the libraries take it: a path as ``str``, an array as ``(H, W, 3)`` BGR.
+
+    A grey array, ``(H, W)`` or ``(H, W, 1)``, becomes BGR as ``mmcv.imread`` reads a grey
+    file: the detectors fail on one channel, and the classifiers and segmentors then give
+    the same results as for the file.
+
+    Raises:
+        FileNotFoundError: for a path to no file.
+        TypeError: for neither a path nor an array.
+        ValueError: for an array of another shape, such as ``(H, W, 4)`` with alpha.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'image file {path!r} does not exist')
+        return path
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'an image must be a file path or a numpy array (H, W, 3 in BGR '
+                        f'order, as read by mmcv.imread), got {type(image).__name__}')
+    if image.ndim == 2 or image.shape[2:] == (1, ):
+        return mmcv.gray2bgr(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'an image array must have shape (H, W, 3) in BGR order, as read '
+                         f'by mmcv.imread, or (H, W) grey; got shape {image.shape}. Drop an '
+                         f'alpha channel with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)')
+    return image
 
 
-def inference_model(model: Union[torch.nn.Module, str],
+def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
                     images: Union[ImageInput, Sequence[ImageInput]],
                     device: Union[str, torch.device, None] = None,
                     **kwargs) -> Union[dict, List[dict]]:
@@ -163,9 +191,14 @@ def inference_model(model: Union[torch.nn.Module, str],
         model: a model from :func:`~mmtwins.apis.get_model`, or a zoo name or alias
             (its published weights are then downloaded; without network, build it with
             ``get_model(name, pretrained='/path/to/weights.pth')`` first).
-        images: a file path, an ``(H, W, 3)`` BGR array, or a list of these.
+        images: a file path (``str`` or ``os.PathLike``), an ``(H, W, 3)`` BGR array as
+            ``mmcv.imread`` gives (an ``(H, W)`` grey one is made BGR), or a list of these.
         device: where to run a model given by name.
-        **kwargs: passed to the task's inferencer. Classification: ``topk``, ...
+        **kwargs: passed to the task's inferencer. Classification: those of mmpretrain's
+            ``ImageClassificationInferencer``, e.g. ``batch_size`` (1), ``show_dir`` (a
+            folder to save each image to with its prediction drawn on it) or
+            ``return_datasamples=True`` (mmpretrain ``DataSample`` objects, not dicts); it
+            takes no ``topk``: the best classes are the largest ``pred_scores``.
             Segmentation: ``return_logits`` (default ``False``), ``out_file`` (a path for
             one image, a list of paths for a list: the image with the label map painted
             over it in the dataset's palette) and ``opacity`` of that overlay (0.5).
@@ -183,10 +216,18 @@ def inference_model(model: Union[torch.nn.Module, str],
         ``labels`` ``(N,)`` class indices, ``label_names`` when the class names are known
         and, for instance segmentation, ``masks`` ``(N, H, W)`` booleans.
 
+    Raises:
+        FileNotFoundError: for an image path to no file.
+        ValueError: for an image array of another shape (an alpha channel), an
+            ``out_file`` cv2 cannot write (no image extension) or a config whose task
+            :func:`~mmtwins.apis.task_of` cannot tell.
+
     Example:
         >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
-        >>> inference_model(model, 'demo/bird.JPEG')['pred_class']
-        'magpie'
+        >>> result = inference_model(model, 'demo/grace_hopper.jpg')
+        >>> sorted(result)
+        ['pred_class', 'pred_label', 'pred_score', 'pred_scores']
+        >>> top5 = np.argsort(-result['pred_scores'])[:5]  # class indices, best first
         >>> segmentor = get_model('upernet_svt-s_8xb2-160k_ade20k-512x512',
         ...                       pretrained='work_dirs/upernet_svt-s/iter_160000.pth')
         >>> inference_model(segmentor, 'demo/grace_hopper.jpg', out_file='overlay.png')[
@@ -199,9 +240,8 @@ def inference_model(model: Union[torch.nn.Module, str],
         ['bboxes', 'label_names', 'labels', 'masks', 'scores']
     """
     single = not isinstance(images, (list, tuple))
-    batch = [images] if single else list(images)
-    _check_images(batch)
-    if isinstance(model, str):
+    batch = [_checked_image(image) for image in ([images] if single else images)]
+    if isinstance(model, (str, os.PathLike)):
         model = get_model(model, pretrained=True, device=device)
     task = task_of(model._config)
     if task not in INFERENCE_FUNCTIONS:

@@ -40,6 +40,37 @@ class ModelInfo(NamedTuple):
     results: list
 
 
+class NoPublishedWeightsError(ValueError):
+    """``pretrained=True`` for a config, or a zoo model without published weights.
+
+    Args:
+        model: the model as the message names it, e.g. ``"'my_config.py'"``.
+    """
+
+    def __init__(self, model: str):
+        self.model = model
+        super().__init__(f'{model} has no published weights in the model zoo; '
+                         f'pass pretrained=<path to a weight file> instead')
+
+
+class NoNetworkError(ConnectionError):
+    """``pretrained=True`` without network, the published weights not downloaded before.
+
+    Command-line tools catch it to say how *they* take a weight file.
+
+    Args:
+        name: the zoo name of the model.
+        url: the address of its published weights.
+    """
+
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, url
+        super().__init__(
+            f'cannot download the weights of {name} ({url}): no network. Download the file '
+            f'elsewhere, then pass it: get_model({name!r}, '
+            f'pretrained=\'/path/to/{osp.basename(url)}\')')
+
+
 def _read_model_index(index_path: Path) -> List[ModelInfo]:
     infos = []
     for metafile in load(str(index_path))['Import']:
@@ -101,29 +132,78 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None) -> Li
     """Names of the released models.
 
     Args:
-        pattern: a shell-style wildcard pattern (``'*svt*'``), case-insensitive.
+        pattern: a shell-style wildcard pattern (``'*svt*'``), case-insensitive. It matches
+            a model by its name or by any of its aliases, as :func:`get_model` finds it.
         task: only models of this task: ``'classification'``, ``'segmentation'`` or
             ``'detection'``.
+
+    Raises:
+        ValueError: for another ``task``.
 
     Example:
         >>> list_models('davit*')
         ['davit-b_4xb256_in1k', 'davit-s_4xb256_in1k', 'davit-t_4xb256_in1k']
+        >>> list_models('twins_svt_*', task='classification')  # timm names
+        ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
     """
+    if task is not None and task not in TASKS.values():
+        raise ValueError(f'unknown task {task!r}; expected one of {sorted(TASKS.values())}')
     names = ModelZoo.names()
     if pattern is not None:
-        names = [n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())]
+        names = [n for n in names if _matches(ModelZoo.get(n), pattern)]
     if task is not None:
-        names = [n for n in names if task_of(Config.fromfile(ModelZoo.get(n).config)) == task]
+        names = [n for n in names if task_of(n) == task]
     return names
 
 
-def task_of(config: Config) -> str:
-    """The task of a config: the library scope its components resolve in."""
-    scope = config.get('default_scope')
+def _matches(info: ModelInfo, pattern: str) -> bool:
+    """Whether the name or an alias of ``info`` matches the wildcard ``pattern``."""
+    return any(fnmatch.fnmatch(name.lower(), pattern.lower())
+               for name in (info.name, *info.aliases))
+
+
+def task_of(model: Union[str, Path, Config]) -> str:
+    """The task of a model: the library scope its model type resolves in.
+
+    As mmengine's registries build the model, that scope is the prefix of ``model.type``
+    (``'mmpretrain.ImageClassifier'``), else the model's ``_scope_``, else the config's
+    ``default_scope``. A config whose ``default_scope`` is ``mmtwins`` thus has its task
+    told by its model.
+
+    Args:
+        model: a zoo name or alias, a ``.py`` config path or a
+            :class:`~mmengine.config.Config`.
+
+    Raises:
+        ValueError: when that scope is none of mmpretrain, mmseg and mmdet.
+
+    Example:
+        >>> task_of('upernet_svt-s_8xb2-160k_ade20k-512x512')
+        'segmentation'
+        >>> task_of(Config(dict(default_scope='mmtwins',
+        ...                     model=dict(_scope_='mmpretrain', type='ImageClassifier'))))
+        'classification'
+    """
+    config = model if isinstance(model, Config) else _resolve(model)[0]
+    model_cfg = config.get('model') or {}
+    model_type = model_cfg.get('type')
+    if isinstance(model_type, str) and '.' in model_type:
+        scope = model_type.split('.')[0]
+    else:
+        scope = model_cfg.get('_scope_') or config.get('default_scope')
     if scope not in TASKS:
-        raise ValueError(f'cannot tell the task of a config with default_scope={scope!r}; '
-                         f'expected one of {sorted(TASKS)}')
+        raise ValueError(
+            f'cannot tell the task of {_describe(model)}: its model (type={model_type!r}) '
+            f'resolves in scope {scope!r}; prefix the type with one of {sorted(TASKS)} or '
+            f'set the model\'s _scope_ to one')
     return TASKS[scope]
+
+
+def _describe(model: Union[str, Path, Config]) -> str:
+    """``model`` for a message: a name or path as given, a Config by its file."""
+    if isinstance(model, Config):
+        return repr(model.filename) if model.filename else 'a config'
+    return repr(str(model))
 
 
 def _resolve(model: Union[str, Path, Config]) -> Tuple[Config, Optional[ModelInfo]]:
@@ -177,8 +257,7 @@ def _load_pretrained(network: torch.nn.Module, path: str) -> dict:
     """Loads weights of any supported format into a whole model; returns the file's meta."""
     checkpoint = read_checkpoint(path)
     state_dict, _, _ = convert_to_mmtwins(checkpoint, source=path)
-    if not load_into(network, state_dict, prefix='').loaded_keys:
-        raise ValueError(f'{path}: none of its weights fit {type(network).__name__}')
+    load_into(network, state_dict, prefix='', source=path)
     return checkpoint.get('meta') or {}
 
 
@@ -212,14 +291,10 @@ def get_model(model: Union[str, Path, Config],
     config, info = _resolve(model)
     if pretrained is True:
         if info is None or not info.weights:
-            raise ValueError(f'{model!r} has no published weights in the model zoo; '
-                             f'pass pretrained=<path to a weight file> instead')
+            raise NoPublishedWeightsError(_describe(model))
         pretrained = info.weights
         if not osp.isfile(_downloaded_path(pretrained)) and not _can_download(pretrained):
-            raise ConnectionError(
-                f'cannot download the weights of {info.name} ({pretrained}): no network. '
-                f'Download the file elsewhere, then pass it: get_model({info.name!r}, '
-                f'pretrained=\'/path/to/{osp.basename(pretrained)}\')')
+            raise NoNetworkError(info.name, pretrained)
     if model_overrides:
         config.merge_from_dict({'model': model_overrides})
     model_cfg = config.model

@@ -12,7 +12,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmtwins import inference_model
 from mmtwins.apis import get_model
 from tests.helpers import TINY_SVT, python_tool, run_tool
-from tests.test_tools.detection_helpers import CATEGORIES, IMAGE_SIZE
+from tests.test_tools.detection_helpers import (CATEGORIES, IMAGE_SIZE, TRAINED_CONFIGS,
+                                                tiny_detection_config)
 
 CLASS_NAMES = [name for name, _ in CATEGORIES.values()]
 
@@ -34,6 +35,36 @@ def validation(tiny_coco):
     boxes[:, 2:] += boxes[:, :2]
     names = [CATEGORIES[a['category_id']][0] for a in objects]
     return str(tiny_coco / 'val2017' / image['file_name']), boxes, names
+
+
+@pytest.fixture(scope='module')
+def untrained_detector(tmp_path_factory):
+    """A tiny Mask R-CNN with random weights: its detections differ from image to image."""
+    folder = tmp_path_factory.mktemp('untrained')
+    config = folder / 'tiny_mask_rcnn.py'
+    config.write_text(tiny_detection_config(TRAINED_CONFIGS['mask-rcnn'], TINY_SVT, folder, 1))
+    torch.manual_seed(0)
+    return get_model(str(config))
+
+
+def test_a_grey_array_is_read_as_its_file_is(untrained_detector, validation, tmp_path):
+    """The detectors fail on a one-channel array; inference_model makes it BGR."""
+    grey = mmcv.imread(validation[0], flag='grayscale')
+    mmcv.imwrite(grey, str(tmp_path / 'grey.png'))
+    from_file = inference_model(untrained_detector, str(tmp_path / 'grey.png'))
+    assert len(from_file['scores']) > 0
+    for array in (grey, grey[..., None]):
+        result = inference_model(untrained_detector, array)
+        np.testing.assert_allclose(result['bboxes'], from_file['bboxes'], atol=1e-4)
+        np.testing.assert_array_equal(result['labels'], from_file['labels'])
+
+
+def test_out_file_without_an_image_extension_is_refused(untrained_detector, validation,
+                                                        tmp_path):
+    with pytest.raises(ValueError, match=r"out_file '.*boxes': cannot write an image of "
+                       r"that type"):
+        inference_model(untrained_detector, validation[0], out_file=str(tmp_path / 'boxes'))
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize('kind', ['mask-rcnn', 'retinanet'])

@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import mmcv
 import numpy as np
@@ -42,8 +43,68 @@ def test_file_array_and_list_give_mmpretrain_results(tiny_davit):
 def test_bad_images_are_named(tiny_davit):
     with pytest.raises(FileNotFoundError, match="image file 'no/such.jpg' does not exist"):
         inference_model(tiny_davit, ['no/such.jpg'])
+    with pytest.raises(FileNotFoundError, match="image file 'no/such.jpg' does not exist"):
+        inference_model(tiny_davit, Path('no/such.jpg'))
     with pytest.raises(TypeError, match='file path or a numpy array'):
         inference_model(tiny_davit, 42)
+
+
+def test_path_objects_are_file_paths(tiny_davit):
+    from_str = inference_model(tiny_davit, DEMO_IMAGE)
+    from_path = inference_model(tiny_davit, Path(DEMO_IMAGE))
+    np.testing.assert_array_equal(from_path['pred_scores'], from_str['pred_scores'])
+    (listed, ) = inference_model(tiny_davit, [Path(DEMO_IMAGE)])
+    np.testing.assert_array_equal(listed['pred_scores'], from_str['pred_scores'])
+
+
+def test_an_alpha_channel_is_refused_with_the_expected_shape(tiny_davit):
+    bgra = np.dstack([mmcv.imread(DEMO_IMAGE), np.full((600, 512), 255, np.uint8)])
+    with pytest.raises(ValueError, match=r'must have shape \(H, W, 3\) in BGR order.*got '
+                       r'shape \(600, 512, 4\).*cv2.COLOR_BGRA2BGR'):
+        inference_model(tiny_davit, [mmcv.imread(DEMO_IMAGE), bgra])
+
+
+def test_a_grey_array_is_read_as_its_file_is(tiny_davit, tmp_path):
+    grey = mmcv.imread(DEMO_IMAGE, flag='grayscale')
+    mmcv.imwrite(grey, str(tmp_path / 'grey.png'))
+    from_file = inference_model(tiny_davit, str(tmp_path / 'grey.png'))['pred_scores']
+    for array in (grey, grey[..., None]):
+        np.testing.assert_allclose(inference_model(tiny_davit, array)['pred_scores'],
+                                   from_file, atol=1e-6)
+
+
+def test_mmpretrain_inferencer_arguments(tiny_davit, tmp_path):
+    """The arguments the docstring names reach mmpretrain's inferencer (and topk does not
+    exist there)."""
+    images = [DEMO_IMAGE, mmcv.imread(DEMO_IMAGE)[:, ::-1].copy()]
+    one_by_one = inference_model(tiny_davit, images)
+    batched = inference_model(tiny_davit, images, batch_size=2, show_dir=str(tmp_path))
+    for single, in_batch in zip(one_by_one, batched):
+        np.testing.assert_allclose(in_batch['pred_scores'], single['pred_scores'], atol=1e-5)
+    assert {path.name for path in tmp_path.iterdir()} == {'grace_hopper.png', '1.png'}
+    samples = inference_model(tiny_davit, images, return_datasamples=True)
+    torch.testing.assert_close(samples[0].pred_score.numpy(), one_by_one[0]['pred_scores'])
+    with pytest.raises(ValueError, match='topk'):
+        inference_model(tiny_davit, DEMO_IMAGE, topk=3)
+
+
+def test_a_config_in_the_mmtwins_scope(tmp_path):
+    """docs/get_started.md: a config with default_scope='mmtwins' whose model resolves in
+    mmpretrain by its _scope_ predicts as the mmpretrain-scoped config it inherits."""
+    quickstart = REPO_ROOT / 'configs/quickstart/twins-svt-tiny_1xb64_digits.py'
+    scoped = tmp_path / 'scoped.py'
+    scoped.write_text(f"_base_ = [{str(quickstart)!r}]\n"
+                      f"default_scope = 'mmtwins'\n"
+                      f"model = dict(_scope_='mmpretrain')\n")
+    torch.manual_seed(0)
+    model = get_model(str(scoped))
+    reference = get_model(str(quickstart))
+    reference.load_state_dict(model.state_dict())
+    result = inference_model(model, DEMO_IMAGE)
+    assert result['pred_scores'].shape == (10, )
+    np.testing.assert_allclose(result['pred_scores'],
+                               inference_model(reference, DEMO_IMAGE)['pred_scores'],
+                               atol=1e-6)
 
 
 def test_image_demo_prints_and_draws_the_top_classes(tmp_path):

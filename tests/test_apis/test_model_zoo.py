@@ -2,10 +2,14 @@
 import pytest
 import timm
 import torch
+from mmengine.config import Config
 
 import mmtwins
-from mmtwins.apis import ModelZoo, get_model, list_models, model_zoo
+from mmtwins.apis import (ModelZoo, NoNetworkError, NoPublishedWeightsError, get_model,
+                          list_models, model_zoo, task_of)
 from tests.helpers import REPO_ROOT, TINY_SVT
+
+QUICKSTART = str(REPO_ROOT / 'configs/quickstart/twins-svt-tiny_1xb64_digits.py')
 
 
 def test_list_models_patterns_and_tasks():
@@ -21,6 +25,48 @@ def test_list_models_patterns_and_tasks():
     assert list_models('fpn_*', task='classification') == []
     assert list_models('retinanet_davit-t*', task='detection') == [
         'retinanet_davit-t_fpn_ms-crop-1x_coco', 'retinanet_davit-t_fpn_ms-crop-3x_coco']
+
+
+def test_list_models_patterns_match_aliases_as_get_model_does():
+    svt_classifiers = ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
+    assert list_models('twins_svt_*', task='classification') == svt_classifiers  # timm
+    assert list_models('TWINS_SVT_SMALL') == ['svt-s_8xb128_in1k']
+    # the mmseg names of the segmentors are aliases too; each model is listed once
+    assert list_models('twins_svt*') == [
+        *(f'fpn_svt-{size}_8xb4-80k_ade20k-512x512' for size in 'bls'), *svt_classifiers,
+        *(f'upernet_svt-{size}_8xb2-160k_ade20k-512x512' for size in 'bls')]
+    assert list_models('no_such_model*') == []
+
+
+def test_list_models_refuses_an_unknown_task():
+    with pytest.raises(ValueError, match=r"unknown task 'classificaton'; expected one of "
+                       r"\['classification', 'detection', 'segmentation'\]"):
+        list_models(task='classificaton')
+
+
+@pytest.mark.parametrize('model, task', [
+    ('twins_svt_small', 'classification'),
+    ('upernet_davit-t_8xb2-160k_ade20k-512x512', 'segmentation'),
+    (str(REPO_ROOT / 'configs/davit/upernet_davit-t_8xb2-160k_ade20k-512x512.py'),
+     'segmentation'),
+    ('mask-rcnn_svt-s_fpn_1x_coco', 'detection'),
+])
+def test_task_of_zoo_names_and_config_files(model, task):
+    assert task_of(model) == task
+
+
+def test_task_of_an_mmtwins_scoped_config_is_its_models_scope():
+    """docs/get_started.md: a config with ``default_scope='mmtwins'`` reaches the model of
+    another library by ``_scope_`` or by a prefixed type."""
+    config = Config.fromfile(QUICKSTART)
+    config.default_scope = 'mmtwins'
+    with pytest.raises(ValueError, match=r"twins-svt-tiny_1xb64_digits.py': its model "
+                       r"\(type='ImageClassifier'\) resolves in scope 'mmtwins'"):
+        task_of(config)
+    config.model._scope_ = 'mmpretrain'
+    assert task_of(config) == 'classification'
+    config.model.type = 'mmseg.EncoderDecoder'  # the type's scope wins over _scope_
+    assert task_of(config) == 'segmentation'
 
 
 @pytest.mark.parametrize('alias, name', [
@@ -81,8 +127,20 @@ def test_published_weights_without_network_say_what_to_do(monkeypatch):
     monkeypatch.setattr(model_zoo, '_can_download', lambda url: False)
     monkeypatch.setattr(model_zoo, '_downloaded_path', lambda url: '/nonexistent')
     with pytest.raises(ConnectionError, match=r"no network.*get_model\('davit-t_4xb256_in1k', "
-                       r"pretrained='/path/to/davit-tiny_3rdparty_in1k_20221116-700fdf7d.pth'\)"):
+                       r"pretrained='/path/to/davit-tiny_3rdparty_in1k_20221116-700fdf7d.pth'\)"
+                       ) as error:
         get_model('davit_tiny', pretrained=True)
+    # what the demos rephrase as --checkpoint
+    assert isinstance(error.value, NoNetworkError)
+    assert error.value.name == 'davit-t_4xb256_in1k'
+    assert error.value.url == ModelZoo.get('davit_tiny').weights
+
+
+def test_a_config_has_no_published_weights():
+    with pytest.raises(ValueError, match=r"^'.*twins-svt-tiny_1xb64_digits.py' has no "
+                       r"published weights in the model zoo; pass pretrained=") as error:
+        get_model(QUICKSTART, pretrained=True)
+    assert isinstance(error.value, NoPublishedWeightsError)
 
 
 def test_missing_weight_file_is_named():

@@ -83,6 +83,21 @@ def test_overlay_is_painted_over_the_image(segmentor, image, tmp_path):
         inference_model(segmentor, [image, image], out_file=[out_files[0]])
 
 
+def test_out_file_is_checked_before_inference(segmentor, image, tmp_path, monkeypatch):
+    import mmseg.apis
+    monkeypatch.setattr(mmseg.apis, 'inference_model', None)  # fails if called
+    with pytest.raises(ValueError, match=r"out_file '.*overlay.txt': cannot write an image "
+                       r"of that type; use an image extension such as .png or .jpg"):
+        inference_model(segmentor, [image, image],
+                        out_file=[str(tmp_path / 'a.png'), str(tmp_path / 'overlay.txt')])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_file_may_be_a_path_object(segmentor, image, tmp_path):
+    inference_model(segmentor, image, out_file=tmp_path / 'overlay.png')
+    assert mmcv.imread(str(tmp_path / 'overlay.png')).shape == mmcv.imread(image).shape
+
+
 def test_seg_demo_prints_classes_and_saves_the_overlay(segmentor, tiny_config, image,
                                                        tmp_path):
     checkpoint = tmp_path / 'weights.pth'
