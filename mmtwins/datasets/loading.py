@@ -5,7 +5,8 @@ an image) with a bare ``AssertionError`` or an OpenCV error; ``ignore_empty=True
 with missing files. A single bad file then ends a training run of days.
 """
 import logging
-from typing import List, Optional
+import multiprocessing
+from typing import Optional
 
 from mmcv.transforms import LoadImageFromFile
 from mmengine.logging import print_log
@@ -17,6 +18,46 @@ _ON_ERROR = ('raise', 'skip')
 
 class ImageLoadError(RuntimeError):
     """An image file that is missing or does not decode."""
+
+
+class SharedCount:
+    """A count that a process and all its data loader workers add to, across epochs.
+
+    Each data loader worker holds its own copy of the dataset and its pipeline, and workers
+    that are not persistent start again, with a fresh copy, every epoch: a plain attribute
+    counts one worker's epoch. This one lives in shared memory, created where the dataset
+    is built (the training process), and reaches the workers with the dataset: inherited
+    by ``fork``, passed by ``spawn`` and ``forkserver`` as the workers start.
+
+    Example:
+        >>> count = SharedCount()
+        >>> count.add_one(), count.add_one()
+        (1, 2)
+    """
+
+    def __init__(self) -> None:
+        # The spawn context's lock can be handed to workers of every start method; the
+        # default (fork) context's cannot reach spawned workers ("A SemLock created in a
+        # fork context is being shared with a process in a spawn context"). Being a named
+        # semaphore, it starts multiprocessing's resource tracker, which removes it should
+        # this process be killed.
+        self._value = multiprocessing.get_context('spawn').Value('q', 0)
+
+    @property
+    def value(self) -> int:
+        """The count so far."""
+        return self._value.value
+
+    def add_one(self) -> int:
+        """Adds one, atomically across processes; returns the new count."""
+        with self._value.get_lock():
+            self._value.value += 1
+            return self._value.value
+
+    def __deepcopy__(self, memo: dict) -> 'SharedCount':
+        # A copy in the same process counts into the same total; copying the shared value
+        # itself fails (multiprocessing shares it only with a process being started).
+        return self
 
 
 @TRANSFORMS.register_module()
@@ -31,9 +72,11 @@ class SafeLoadImageFromFile(LoadImageFromFile):
         on_error: ``'raise'`` (evaluation: an :class:`ImageLoadError` naming the file) or
             ``'skip'`` (training: a warning, and ``None``, which makes an MMEngine dataset
             draw another sample).
-        max_skipped: With ``'skip'``, the number of unreadable images tolerated (counted per
-            data loader worker process); one more raises an :class:`ImageLoadError`
-            listing them.
+        max_skipped: With ``'skip'``, the number of unreadable images tolerated; one more
+            raises an :class:`ImageLoadError`. Counted over the whole life of the process
+            that builds the pipeline (one training process, one rank), all its data loader
+            workers and epochs together (:class:`SharedCount`); each failed attempt counts,
+            also a redrawn sample that lands on an unreadable file again.
         **kwargs: The arguments of ``mmcv.transforms.LoadImageFromFile``.
 
     Example:
@@ -50,7 +93,8 @@ class SafeLoadImageFromFile(LoadImageFromFile):
         super().__init__(**kwargs)
         self.on_error = on_error
         self.max_skipped = max_skipped
-        self.skipped: List[str] = []
+        # Only skipping counts; evaluation pipelines and inferencers need no shared memory.
+        self.skipped_count = SharedCount() if on_error == 'skip' else None
 
     def transform(self, results: dict) -> Optional[dict]:
         if 'img_path' not in results and 'img' in results:
@@ -70,13 +114,14 @@ class SafeLoadImageFromFile(LoadImageFromFile):
         message = f'cannot load image {filename!r} ({reason.strip()})'
         if self.on_error == 'raise':
             raise ImageLoadError(message)
-        self.skipped.append(filename)
-        if len(self.skipped) > self.max_skipped:
+        count = self.skipped_count.add_one()
+        if count > self.max_skipped:
             raise ImageLoadError(
-                f'{message}; {len(self.skipped)} unreadable images so far, more than '
-                f'max_skipped={self.max_skipped}: {", ".join(self.skipped)}')
+                f'{message}; {count} unreadable images so far, more than '
+                f'max_skipped={self.max_skipped} (counted over this process, all its data '
+                f'loader workers and epochs; a warning named each)')
         print_log(f'{message}: skipped, another sample is drawn '
-                  f'({len(self.skipped)} skipped of at most {self.max_skipped})',
+                  f'({count} skipped of at most {self.max_skipped})',
                   logger='current', level=logging.WARNING)
         return None
 

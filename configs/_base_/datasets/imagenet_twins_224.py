@@ -18,7 +18,8 @@ bgr_mean = data_preprocessor['mean'][::-1]
 bgr_std = data_preprocessor['std'][::-1]
 
 # An unreadable image ends evaluation with its name, and is skipped in training, at most
-# max_skipped times per data loader worker (docs/reliability.md).
+# max_skipped times per training process, over all its workers and epochs
+# (docs/reliability.md).
 train_pipeline = [
     dict(type='mmtwins.SafeLoadImageFromFile', on_error='skip', max_skipped=100),
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
