@@ -11,6 +11,7 @@ import sys
 
 from mmengine.config import Config
 
+from mmtwins.converters import CheckpointError
 from mmtwins.datasets import ImageLoadError
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
@@ -60,11 +61,15 @@ def merge_args(cfg, args):
     cfg.load_from = args.checkpoint
     if args.tta:
         use_test_time_augmentation(cfg)
-    if args.out is not None:
-        evaluators = cfg.test_evaluator
-        evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-        evaluators.append(dict(type='DumpResults', out_file_path=args.out))
-        cfg.test_evaluator = evaluators
+    return cfg
+
+
+def dump_predictions(cfg: Config, out_file: str) -> Config:
+    """Adds MMEngine's ``DumpResults`` to the test evaluators, writing ``out_file``."""
+    evaluators = cfg.test_evaluator
+    evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+    evaluators.append(dict(type='DumpResults', out_file_path=out_file))
+    cfg.test_evaluator = evaluators
     return cfg
 
 
@@ -72,13 +77,16 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     try:
         cfg = merge_args(load_config(args.config, args.cfg_options), args)
+        # Before --out makes test_evaluator a list: errors name the keys as configured.
         check_data_paths(cfg, keys=('test_dataloader', ))
+        if args.out is not None:
+            dump_predictions(cfg, args.out)
     except (ConfigError, DatasetNotFoundError) as error:
         sys.exit(f'error: {error}')
     try:
         Runner.from_cfg(cfg).test()
-    except (FileNotFoundError, ConnectionError, ImageLoadError) as error:
-        # A missing or unreachable checkpoint, an image that does not decode.
+    except (FileNotFoundError, ConnectionError, CheckpointError, ImageLoadError) as error:
+        # A missing, unreachable or unusable checkpoint, an image that does not decode.
         sys.exit(f'error: {error}')
     release_process_group()
 

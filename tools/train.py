@@ -8,6 +8,9 @@ Example:
 import argparse
 import sys
 
+import torch
+
+from mmtwins.converters import CheckpointError
 from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
                            apply_runner_arguments, check_data_paths, load_config,
@@ -36,6 +39,9 @@ def merge_args(cfg, args):
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.amp:
+        if not torch.cuda.is_available():
+            raise ConfigError('--amp needs a GPU: MMEngine\'s AmpOptimWrapper runs on CUDA '
+                              '(or NPU, MLU, MUSA) devices only; on CPU train without it')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
@@ -54,7 +60,11 @@ def main(argv=None) -> None:
         check_data_paths(cfg)
     except (ConfigError, DatasetNotFoundError) as error:
         sys.exit(f'error: {error}')
-    Runner.from_cfg(cfg).train()
+    try:
+        Runner.from_cfg(cfg).train()
+    except CheckpointError as error:
+        # --resume or load_from names a file that cannot be used.
+        sys.exit(f'error: {error}')
     release_process_group()
 
 

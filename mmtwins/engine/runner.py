@@ -7,7 +7,11 @@
   of other formats (official, timm, mmpretrain, mmseg) are converted to mmtwins keys.
 * A checkpoint of another architecture is refused with the differing backbone tensors
   listed: MMEngine 0.10.7 only logs the mismatches and tests (or trains) a model whose
-  backbone is left at its random initialisation.
+  backbone is left at its random initialisation. Testing refuses any tensor of the model
+  that the checkpoint does not set (a missing head, or one of other classes).
+* A resumed run shuffles its data with the seed of the run it continues: MMEngine 0.10.7
+  builds the data loader with a new seed (the configs' ``randomness.seed=None``) and reads
+  the checkpoint's seed only afterwards (see :meth:`Runner.train`).
 * Checkpoints are written atomically: MMEngine 0.10.7 ``torch.save``s straight into the
   destination file, so a run killed mid-write leaves a truncated ``epoch_N.pth`` that
   ``--resume`` then fails on. :meth:`Runner.save_checkpoint` writes a temporary file in the
@@ -26,7 +30,6 @@
 import datetime
 import os
 import os.path as osp
-import re
 import types
 from typing import Callable, Dict, List, Mapping, Optional, Union
 
@@ -34,11 +37,12 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed, master_only
 from mmengine.fileio import LocalBackend, get_file_backend
-from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+from mmengine.model import BaseTTAModel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner as MMEngineRunner
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
+from mmengine.runner.checkpoint import _load_checkpoint_to_model, find_latest_checkpoint
 
-from mmtwins.converters import read_checkpoint, to_mmtwins_checkpoint
+from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_checkpoint,
+                                unwrap_state_dict)
 from mmtwins.registry import RUNNERS
 from mmtwins.utils.atomic_files import publish, temporary_name
 from mmtwins.utils.compile import compile_model
@@ -53,6 +57,8 @@ class Runner(MMEngineRunner):
         >>> runner = Runner.from_cfg(Config.fromfile('configs/twins/svt-s_8xb128_in1k.py'))
         >>> runner.train()
     """
+
+    _testing = False
 
     def load_checkpoint(self,
                         filename: str,
@@ -70,14 +76,55 @@ class Runner(MMEngineRunner):
         """
         checkpoint = to_mmtwins_checkpoint(read_checkpoint(filename, map_location),
                                            source=filename)
-        model = self.model.module if is_model_wrapper(self.model) else self.model
-        _refuse_another_architecture(model, checkpoint.get('state_dict', checkpoint), filename)
+        model = _unwrapped(self.model)
+        state_dict = unwrap_state_dict(checkpoint, source=filename)
+        _refuse_another_architecture(model, state_dict, filename)
+        if self._testing:
+            _refuse_incomplete(model, state_dict, filename)
         # From here on as MMEngine's Runner.load_checkpoint, after its file read.
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def train(self) -> torch.nn.Module:
+        """Trains as MMEngine does, a resumed run with its checkpoint's seed from the start.
+
+        MMEngine 0.10.7 builds the training data loader (its sampler's shuffling seed)
+        with this run's seed, and only then reads the seed of the checkpoint it resumes
+        from: with ``randomness.seed=None`` (a new random seed per run, the configs'
+        default) a resumed run would visit the data in another order than the run it
+        continues.
+        """
+        resume_from = self._checkpoint_to_resume()
+        if resume_from is not None:
+            checkpoint = read_checkpoint(resume_from)
+            seed = (checkpoint.get('meta') or {}).get('seed') \
+                if isinstance(checkpoint, Mapping) else None
+            if seed is not None and seed != self.seed:
+                self._randomness_cfg.update(seed=seed)
+                self.set_randomness(**self._randomness_cfg)
+        return super().train()
+
+    def test(self) -> dict:
+        """Tests as MMEngine does, refusing a checkpoint that does not set every weight.
+
+        MMEngine 0.10.7 logs the missing and mismatched tensors and scores the model with
+        them at their random initialisation (a head of other classes, say). A checkpoint
+        with more tensors than the model (an auxiliary head) is fine.
+        """
+        self._testing = True
+        try:
+            return super().test()
+        finally:
+            self._testing = False
+
+    def _checkpoint_to_resume(self) -> Optional[str]:
+        """The checkpoint :meth:`load_or_resume` will resume from, as MMEngine picks it."""
+        if not self._resume:
+            return None
+        return self._load_from or find_latest_checkpoint(self.work_dir)
 
     @master_only
     def save_checkpoint(self,
@@ -186,36 +233,55 @@ class Runner(MMEngineRunner):
 _BACKBONE = 'backbone.'
 
 
-def _backbone_mismatches(model: torch.nn.Module, state_dict: Mapping) -> List[str]:
-    """The backbone tensors of ``state_dict`` that do not fit ``model``, one line each.
+def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACKBONE,
+                complete: bool = False) -> List[str]:
+    """The tensors under ``prefix`` that ``state_dict`` cannot fill in ``model``, one line each.
 
-    A differing shape is a mismatch; so are backbone keys the model lacks when the model
-    also lacks weights the checkpoint has (another layout, not a partial file). Heads may
-    differ: fine-tuning on other classes changes them.
+    A differing shape is a mismatch. With ``complete`` so is every tensor of the model
+    that the checkpoint lacks; without, only when the checkpoint also has tensors the
+    model lacks (another layout, not a partial file). Outside ``prefix`` (a classifier's
+    head, when fine-tuning on other classes) anything goes.
     """
-    own = {k: v for k, v in model.state_dict().items() if k.startswith(_BACKBONE)}
-    unwrapped = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
-    theirs = {k: v for k, v in unwrapped.items()
-              if k.startswith(_BACKBONE) and hasattr(v, 'shape')}
+    own = {k: v for k, v in model.state_dict().items()
+           if k.startswith(prefix) and not k.endswith('num_batches_tracked')}
+    theirs = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
     lines = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
              for k, v in theirs.items() if k in own and v.shape != own[k].shape]
     unexpected = sorted(set(theirs) - set(own))
     missing = sorted(set(own) - set(theirs))
-    if unexpected and missing:
+    if missing and unexpected and not complete:
         lines += [f'{k}: not in the model' for k in unexpected]
+    if missing and (unexpected or complete):
         lines += [f'{k}: not in the checkpoint' for k in missing]
     return lines
 
 
 def _refuse_another_architecture(model: torch.nn.Module, state_dict: Mapping,
                                  source: str) -> None:
-    """Raises a ``ValueError`` listing the mismatches if the backbones differ."""
-    mismatches = _backbone_mismatches(model, state_dict)
+    """Raises a ``CheckpointError`` listing the mismatches if the backbones differ."""
+    mismatches = _mismatches(model, state_dict)
     if mismatches:
-        raise ValueError(
+        raise CheckpointError(
             f'{source} holds the weights of another architecture than the config\'s '
             f'{type(model).__name__}: {len(mismatches)} backbone tensors do not fit:\n  '
             + '\n  '.join(mismatches))
+
+
+def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str) -> None:
+    """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set."""
+    mismatches = _mismatches(model, state_dict, prefix='', complete=True)
+    if mismatches:
+        raise CheckpointError(
+            f'{source} cannot be tested with the config\'s {type(model).__name__}: '
+            f'{len(mismatches)} of its tensors would keep their random initialisation:'
+            f'\n  ' + '\n  '.join(mismatches))
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside (distributed) data parallel and test-time augmentation wrappers."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 def _init_cpu_process_group(launcher: str, dist_cfg: Dict) -> None:

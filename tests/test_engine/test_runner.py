@@ -62,7 +62,7 @@ class ToyDataset(Dataset):
 
 
 def build_runner(work_dir, runner_class=Runner, max_epochs=2, model_class=ToyRegressor,
-                 **kwargs):
+                 seed=0, **kwargs):
     return runner_class(
         model=model_class(),
         work_dir=work_dir,
@@ -76,7 +76,7 @@ def build_runner(work_dir, runner_class=Runner, max_epochs=2, model_class=ToyReg
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
         param_scheduler=dict(type='CosineAnnealingLR', T_max=4, by_epoch=True),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
-        randomness=dict(seed=0),
+        randomness=dict(seed=seed),
         experiment_name=f'toy-{next(_experiment_ids)}',
         **kwargs)
 
@@ -111,6 +111,19 @@ def test_resume_continues_from_the_saved_state(trained_work_dir):
     runner.train()
     assert runner.epoch == 3
     assert osp.isfile(osp.join(trained_work_dir, 'epoch_3.pth'))
+
+
+def test_a_randomly_seeded_run_resumes_with_its_own_seed(tmp_path):
+    """The configs' ``seed=None`` draws a seed per run; the data order must follow the
+    seed of the run that is continued, from the first resumed epoch on."""
+    uninterrupted = build_runner(str(tmp_path / 'uninterrupted'), seed=None)
+    uninterrupted.train()
+    resumed = build_runner(str(tmp_path / 'resumed'), seed=None, resume=True,
+                           load_from=str(tmp_path / 'uninterrupted' / 'epoch_1.pth'))
+    assert resumed.seed != uninterrupted.seed
+    resumed.train()
+    assert resumed.train_dataloader.sampler.seed == uninterrupted.seed
+    assert torch.equal(resumed.model.linear.weight, uninterrupted.model.linear.weight)
 
 
 def test_mmengine_runner_cannot_resume_under_weights_only(trained_work_dir, tmp_path):

@@ -6,6 +6,8 @@ tiny dataset and model."""
 import importlib.util
 import logging
 import os
+import re
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -21,8 +23,9 @@ from PIL import Image
 
 from mmtwins.apis import get_model
 from mmtwins.datasets import ImageLoadError, SafeLoadImageFromFile
-from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_SVT, tiny_classification_config,
-                           write_colour_classes)
+from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_PCPVT, TINY_SVT, failure_report,
+                           python_tool, tiny_classification_config, write_colour_classes)
+from tests.test_tools.detection_helpers import TRAINED_CONFIGS, tiny_detection_config
 
 TWINS_CONFIG = 'configs/twins/svt-s_8xb128_in1k.py'
 DAVIT_CONFIG = 'configs/davit/davit-t_4xb256_in1k.py'
@@ -86,6 +89,21 @@ def test_missing_annotation_file_is_named(colour_dataset, tmp_path):
     assert f"ann_file '{colour_dataset}/train/meta/train.txt' does not exist" in message
 
 
+@pytest.mark.parametrize('tool, key', [('train', 'val_evaluator'), ('test', 'test_evaluator')])
+def test_missing_evaluator_annotation_file_is_named(tiny_coco, tmp_path, tool, key):
+    """COCO's metric reads its own ``ann_file``, otherwise only once datasets and model are
+    built, with a bare FileNotFoundError."""
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_detection_config(TRAINED_CONFIGS['retinanet'], TINY_PCPVT, tiny_coco,
+                                            max_epochs=1))
+    missing = tiny_coco / 'annotations' / 'missing.json'
+    checkpoint = [str(tmp_path / 'epoch_1.pth')] if tool == 'test' else []
+    message = exit_message(tool, str(config), *checkpoint, '--work-dir', str(tmp_path / 'work'),
+                           '--cfg-options', f'{key}.ann_file={missing}')
+    assert f"{key}.ann_file '{missing}' does not exist" in message
+    assert 'docs/detection.md#prepare-coco' in message
+
+
 @pytest.mark.parametrize('text, problem', [
     ('model = dict(type="ImageClassifier"\n', 'SyntaxError'),
     ("_base_ = ['./no_such_base.py']\n", 'no_such_base.py'),
@@ -130,13 +148,70 @@ def davit_checkpoint(colour_dataset, tmp_path) -> Path:
 def test_test_tool_refuses_another_architecture_listing_the_keys(colour_dataset, tmp_path,
                                                                  davit_checkpoint):
     config = write_tiny_config(tmp_path, colour_dataset)
-    with pytest.raises(ValueError, match='another architecture') as error:
-        load_tool('test').main([str(config), str(davit_checkpoint),
-                                '--work-dir', str(tmp_path / 'work')])
-    listed = str(error.value)
+    listed = exit_message('test', str(config), str(davit_checkpoint),
+                          '--work-dir', str(tmp_path / 'work'))
+    assert listed.startswith(f'error: {davit_checkpoint} holds the weights of another '
+                             f'architecture')
     assert ('backbone.stages.0.patch_embed.proj.weight: checkpoint (16, 3, 7, 7), '
             'model (16, 3, 4, 4)') in listed
     assert 'backbone.stages.0.blocks.0.spatial.attn.qkv.weight: not in the model' in listed
+
+
+def checkpoint_with_another_head(config: Path, folder: Path, change_head) -> Path:
+    weights = get_model(str(config)).state_dict()
+    change_head(weights)
+    checkpoint = folder / 'other_head.pth'
+    torch.save({'state_dict': weights, 'meta': {}}, checkpoint)
+    return checkpoint
+
+
+FIVE_CLASSES = {'head.fc.weight': torch.zeros(5, TINY_SVT['embed_dims'][-1]),
+                'head.fc.bias': torch.zeros(5)}
+
+
+@pytest.mark.parametrize('change_head, listed', [
+    (lambda weights: weights.pop('head.fc.bias'), 'head.fc.bias: not in the checkpoint'),
+    (lambda weights: weights.update(FIVE_CLASSES),
+     f'head.fc.weight: checkpoint (5, {TINY_SVT["embed_dims"][-1]}), model (2, '),
+], ids=['no-head-bias', 'five-classes'])
+def test_test_tool_refuses_a_checkpoint_that_leaves_weights_random(colour_dataset, tmp_path,
+                                                                  change_head, listed):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    checkpoint = checkpoint_with_another_head(config, tmp_path, change_head)
+    message = exit_message('test', str(config), str(checkpoint),
+                           '--work-dir', str(tmp_path / 'test'))
+    assert message.startswith(f'error: {checkpoint} cannot be tested with the config')
+    assert 'would keep their random initialisation' in message and listed in message
+
+
+def test_fine_tuning_may_start_from_another_head(colour_dataset, tmp_path):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    checkpoint = checkpoint_with_another_head(config, tmp_path,
+                                              lambda weights: weights.update(FIVE_CLASSES))
+    result = python_tool('train.py', str(config), '--work-dir', str(tmp_path / 'fine_tune'),
+                         '--cfg-options', f'load_from={checkpoint}', 'train_cfg.max_epochs=1')
+    assert result.returncode == 0, failure_report(result)
+    assert (tmp_path / 'fine_tune' / 'epoch_1.pth').is_file()
+
+
+def test_tools_name_an_unreadable_checkpoint(colour_dataset, tmp_path):
+    config = write_tiny_config(tmp_path, colour_dataset)
+    truncated = tmp_path / 'truncated.pth'
+    torch.save({'state_dict': get_model(str(config)).state_dict()}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    expected = f'error: {truncated}: not a readable PyTorch checkpoint'
+    assert exit_message('test', str(config), str(truncated),
+                        '--work-dir', str(tmp_path / 'test')).startswith(expected)
+    assert exit_message('train', str(config), '--resume', str(truncated),
+                        '--work-dir', str(tmp_path / 'train')).startswith(expected)
+
+
+def test_amp_without_a_gpu_is_refused_before_training(colour_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    config = write_tiny_config(tmp_path, colour_dataset)
+    message = exit_message('train', str(config), '--amp', '--work-dir', str(tmp_path / 'work'))
+    assert message.startswith('error: --amp needs a GPU')
+    assert not (tmp_path / 'work').exists()
 
 
 def test_get_model_refuses_another_architecture_listing_the_shapes(colour_dataset, tmp_path,
@@ -163,8 +238,8 @@ def test_weights_carrying_a_pickled_payload_are_refused_not_run(colour_dataset, 
     marker = tmp_path / 'payload_ran'
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': weights, 'meta': {'note': _ShellCommand(marker)}}, evil)
-    with pytest.raises(ValueError, match=f'{evil}: refused to load'):
-        load_tool('test').main([str(config), str(evil), '--work-dir', str(tmp_path / 'work')])
+    assert exit_message('test', str(config), str(evil), '--work-dir', str(tmp_path / 'work')
+                        ).startswith(f'error: {evil}: refused to load')
     with pytest.raises(ValueError, match='refused to load'):
         get_model(str(config), pretrained=str(evil))
     assert not marker.exists()
@@ -217,10 +292,10 @@ def test_training_skips_an_unreadable_image_with_a_warning(image_folder, tmp_pat
         logger.removeHandler(warnings)
     assert not sample['data_samples'].img_path.endswith('red/0.png')
     assert sample['inputs'].shape == (3, 224, 224)
-    loader = dataset.pipeline.transforms[0]
     # Each attempt counts: the random redraw may land on the bad file again.
-    assert loader.skipped and set(loader.skipped) == {dataset.get_data_info(bad)['img_path']}
-    assert "red/0.png' (" in messages[0] and '(1 skipped of at most 100)' in messages[0]
+    assert dataset.pipeline.transforms[0].skipped_count.value == len(messages)
+    assert all("red/0.png' (" in message for message in messages)
+    assert '(1 skipped of at most 100)' in messages[0]
 
 
 def test_skipping_stops_past_the_bound(image_folder):
@@ -231,6 +306,29 @@ def test_skipping_stops_past_the_bound(image_folder):
     with pytest.raises(ImageLoadError, match='3 unreadable images so far, more than '
                                              'max_skipped=2'):
         loader(dict(img_path=str(bad)))
+
+
+def test_the_skip_bound_holds_across_workers_and_epochs(image_folder, tmp_path):
+    """Two data loader workers, started again each epoch as the configs' are: the count of
+    one training process goes on over both and over the epochs, until past the bound."""
+    config = write_tiny_config(tmp_path, image_folder)
+    work_dir = tmp_path / 'work'
+    with pytest.raises(ImageLoadError, match=r"cannot load image '.*red/0\.png'.*; 3 "
+                                             'unreadable images so far, more than '
+                                             'max_skipped=2') as error:
+        load_tool('train').main([
+            str(config), '--work-dir', str(work_dir), '--no-validate', '--cfg-options',
+            'train_cfg.max_epochs=4', 'train_dataloader.num_workers=2',
+            'train_dataloader.dataset.pipeline.0.max_skipped=2'])
+    # The traceback holds the data loader iterator in a reference cycle; freed later by the
+    # garbage collector, it stops its workers only after a 5 s timeout each (PyTorch 2.15).
+    traceback.clear_frames(error.tb)
+    log = next(work_dir.glob('*/*.log')).read_text()
+    # The one unreadable file (and a redraw landing on it again) in epoch 1, from the
+    # workers, then the third skip in a later epoch: the workers started again went on
+    # counting instead of starting at 1.
+    assert sorted(re.findall(r'\((\d+) skipped of at most 2\)', log)) == ['1', '2']
+    assert (work_dir / 'epoch_1.pth').is_file() and not (work_dir / 'epoch_4.pth').exists()
 
 
 def test_a_real_training_run_skips_and_finishes(image_folder, tmp_path):
@@ -266,7 +364,7 @@ def test_grayscale_16_bit_and_rgba_become_8_bit_bgr(tmp_path):
 
 @pytest.mark.parametrize('size', [(8, 8), (3, 40)])
 def test_an_image_below_the_backbone_minimum_is_resized_by_the_pipelines(tmp_path, size):
-    """The backbones need 32 x 32; the config pipelines resize any image to 224 first."""
+    """Twins needs 29 x 29; the config pipelines resize any image to 224 first."""
     for label in ('blue', 'red'):
         (tmp_path / 'data' / label).mkdir(parents=True)
         Image.new('RGB', size[::-1], 'red').save(tmp_path / 'data' / label / 'tiny.png')
