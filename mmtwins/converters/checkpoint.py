@@ -54,9 +54,10 @@ def _load_local(path: str, map_location: Any) -> Any:
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise _refusal(path, error) from error
-    except (RuntimeError, EOFError, KeyError) as error:
+    except (RuntimeError, EOFError, KeyError, OSError) as error:
         # What torch.load raises on a truncated, empty or non-PyTorch file, without
-        # naming it: 'PytorchStreamReader failed reading zip archive', '', '101'.
+        # naming it: 'PytorchStreamReader failed reading zip archive', '', '101',
+        # '[Errno 22] Invalid argument'.
         raise CheckpointError(
             f'{path}: not a readable PyTorch checkpoint (truncated, empty or another '
             f'kind of file?): {type(error).__name__}: {_first_line(error)}') from error
