@@ -5,9 +5,9 @@
    70/15/15 split; ``<n>`` is the digit's index in ``sklearn.datasets.load_digits()``).
 2. Trains ``configs/quickstart/twins-svt-tiny_1xb64_digits.py`` with ``tools/train.py``.
 3. Tests the last checkpoint on the held-out test split with ``tools/test.py``.
-4. Classifies one held-out test image with ``mmtwins.apis.inference_model``.
-5. Plots the learning curve (training loss, validation accuracy) to
+4. Plots the learning curve (training loss, validation accuracy) to
    ``<work-dir>/learning_curve.png``.
+5. Classifies one held-out test image with ``mmtwins.apis.inference_model``.
 
 It exits with status 1 when the test top-1 accuracy is below ``--min-accuracy`` (95%).
 
