@@ -297,6 +297,9 @@ def get_model(model: Union[str, Path, Config],
             raise NoNetworkError(info.name, pretrained)
     if model_overrides:
         config.merge_from_dict({'model': model_overrides})
+    if not isinstance(config.get('model'), dict):
+        raise ValueError(f'{_describe(model)} defines no model (a _base_ file of runtime '
+                         f'or schedule settings?)')
     model_cfg = config.model
     model_cfg.setdefault('data_preprocessor', config.get('data_preprocessor'))
     with DefaultScope.overwrite_default_scope(config.default_scope):

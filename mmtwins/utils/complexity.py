@@ -149,8 +149,23 @@ def task_of_model(model: nn.Module) -> str:
                     f'cannot tell how to feed it an image')
 
 
-def _data_sample(task: str, shape: Tuple[int, int]) -> Optional[Any]:
-    """The data sample a model of ``task`` needs for a ``shape`` image (None: none)."""
+def data_sample(task: str, shape: Tuple[int, int]) -> Optional[Any]:
+    """The data sample a model of ``task`` needs for a ``shape`` image in tensor mode.
+
+    Detectors read the image's size from it to place their proposals; segmentors take
+    it; classifiers need none.
+
+    Args:
+        task: ``'classification'``, ``'segmentation'`` or ``'detection'``.
+        shape: ``(H, W)`` of the (preprocessed) image.
+
+    Returns:
+        An mmseg ``SegDataSample`` or mmdet ``DetDataSample``; None for classification.
+
+    Example:
+        >>> data_sample('detection', (800, 1280)).img_shape
+        (800, 1280)
+    """
     if task == 'segmentation':
         from mmseg.structures import SegDataSample
         return SegDataSample(metainfo=dict(ori_shape=shape, img_shape=shape, pad_shape=shape))
@@ -171,7 +186,7 @@ def _preprocessed_batch(model: nn.Module, task: str,
     # Fixed pixels: a detector's proposal count, hence its RoI head's FLOPs, depends on them.
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8)
-    sample = _data_sample(task, shape)
+    sample = data_sample(task, shape)
     data = model.data_preprocessor(
         dict(inputs=[image], data_samples=None if sample is None else [sample]), False)
     return data['inputs'], data['data_samples']

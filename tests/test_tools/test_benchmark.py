@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO_ROOT, TINY_DAVIT, TINY_SVT, python_tool
+from tests.test_tools.detection_helpers import TRAINED_CONFIGS, tiny_detection_config
 
 FAST = ['--batch-size', '2', '--input-size', '64', '--warmup', '1', '--iters', '1',
         '--rounds', '2']
@@ -92,10 +93,36 @@ def test_compile_compiles_every_model_afresh(benchmark, tmp_path, capsys, monkey
     assert len(re.findall(r'inference +ratio +\d+\.\d+x mmtwins/eager', out)) == 2
 
 
-def test_rejects_bad_arguments(benchmark):
-    with pytest.raises(SystemExit):
-        benchmark.main(['svt-s_8xb128_in1k', '--iters', '0'])
-    with pytest.raises(SystemExit):
-        benchmark.main(['svt-s_8xb128_in1k', '--memory', '--compile'])
-    with pytest.raises(SystemExit):
-        benchmark.main(['svt-s_8xb128_in1k', '--device', 'cuda', '--timer', 'cpu'])
+@pytest.mark.parametrize('options, message', [
+    (['--iters', '0'], 'must be at least 1'),
+    (['--batch-size', '0'], 'must be at least 1'),
+    (['--threads', '0'], '--threads must be at least 1'),
+    (['--input-size', '0'], '--input-size takes one or two positive numbers'),
+    (['--memory', '--compile'], 'run it without --compile'),
+    (['--device', 'cuda', '--timer', 'cpu'], 'use the wall clock on a GPU'),
+    (['--no-inference'], 'nothing to measure'),
+])
+def test_rejects_bad_arguments(benchmark, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(['svt-s_8xb128_in1k', *options])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_models_it_cannot_measure_end_in_one_line(benchmark, tmp_path):
+    with pytest.raises(SystemExit, match="error: unknown model name 'svt-xs'"):
+        benchmark.main(['svt-xs', *FAST])
+    twins = tiny_config(tmp_path, 'configs/twins/svt-s_8xb128_in1k.py', TINY_SVT)
+    with pytest.raises(SystemExit, match="error: --input-size 80 80: timm's Twins takes only "
+                                         'multiples of its last stride, 32'):
+        benchmark.main([twins, *FAST, '--input-size', '80'])
+
+
+def test_a_two_stage_detector_gets_its_data_samples(benchmark, tmp_path, capsys):
+    """Mask R-CNN's RPN reads the image size from the data samples of its forward."""
+    config = tmp_path / 'mask_rcnn.py'
+    config.write_text(tiny_detection_config(TRAINED_CONFIGS['mask-rcnn'], TINY_SVT, tmp_path, 1))
+    benchmark.main([str(config), *FAST, '--rounds', '1', '--train'])
+    output = capsys.readouterr().out
+    assert 'no timm model compared' in output
+    assert measured(output, 'inference', 'mmtwins') > 0
+    assert measured(output, 'train', 'mmtwins') > 0

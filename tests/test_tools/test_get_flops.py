@@ -71,6 +71,7 @@ def test_twins_figure_is_also_compared_without_the_attention_products(get_flops,
     ('svt-xs_8xb128_in1k', "unknown model name 'svt-xs_8xb128_in1k'. Did you mean"),
     ('nope*', "'nope*' matches no zoo model"),
     ('configs/nope.py', "config file 'configs/nope.py' does not exist"),
+    ('configs/_base_/default_runtime.py', "default_runtime.py' defines no model"),
 ])
 def test_a_model_that_cannot_be_built_is_named_in_the_error(get_flops, capsys, argument,
                                                             message):
@@ -78,8 +79,9 @@ def test_a_model_that_cannot_be_built_is_named_in_the_error(get_flops, capsys, a
     assert message in capsys.readouterr().err
 
 
-def test_shape_takes_one_or_two_sides(get_flops, capsys):
+@pytest.mark.parametrize('shape', [['1', '2', '3'], ['-64']])
+def test_shape_takes_one_or_two_positive_sides(get_flops, capsys, shape):
     with pytest.raises(SystemExit):
-        get_flops.parse_args(['svt-s_8xb128_in1k', '--shape', '1', '2', '3'])
-    assert '--shape takes H and W' in capsys.readouterr().err
+        get_flops.parse_args(['svt-s_8xb128_in1k', '--shape', *shape])
+    assert '--shape takes H and W, or one side, positive' in capsys.readouterr().err
     assert get_flops.parse_args(['m', '--shape', '384']).shape == [384]

@@ -44,6 +44,7 @@ from mmtwins.apis import get_model  # noqa: E402
 from mmtwins.models.backbones import DaViT, TwinsPCPVT, TwinsSVT  # noqa: E402
 from mmtwins.models.layers import WindowAttention  # noqa: E402
 from mmtwins.utils import compile_model  # noqa: E402
+from mmtwins.utils.complexity import data_sample, task_of_model  # noqa: E402
 
 
 class TensorForward(nn.Module):
@@ -51,17 +52,20 @@ class TensorForward(nn.Module):
 
     Args:
         model: An mmpretrain/mmseg/mmdet model.
+        data_samples: What the forward takes besides the images (a detector's RPN reads
+            the image size from them); None for classifiers.
 
     Example:
         >>> logits = TensorForward(get_model('svt-s_8xb128_in1k'))(images)
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, data_samples: Optional[list] = None) -> None:
         super().__init__()
         self.model = model
+        self.data_samples = data_samples
 
     def forward(self, x: Tensor):
-        return self.model(x, mode='tensor')
+        return self.model(x, data_samples=self.data_samples, mode='tensor')
 
 
 @dataclass
@@ -114,10 +118,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'Twins has none; timm runs without)')
     parser.add_argument('--no-timm', action='store_true', help='mmtwins alone')
     args = parser.parse_args(argv)
-    if args.warmup < 1 or args.iters < 1 or args.rounds < 1:
-        parser.error('--warmup, --iters and --rounds must be at least 1')
-    if len(args.input_size) > 2:
-        parser.error('--input-size takes one or two numbers')
+    if min(args.warmup, args.iters, args.rounds, args.batch_size) < 1:
+        parser.error('--warmup, --iters, --rounds and --batch-size must be at least 1')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be at least 1, got {args.threads}')
+    if len(args.input_size) > 2 or min(args.input_size) < 1:
+        parser.error(f'--input-size takes one or two positive numbers, got {args.input_size}')
+    if args.no_inference and not (args.train or args.memory):
+        parser.error('--no-inference leaves nothing to measure: add --train or --memory')
     if args.timer == 'cpu' and args.device != 'cpu':
         parser.error('--timer cpu times CPU work; use the wall clock on a GPU')
     if args.memory and args.compile:
@@ -136,6 +144,10 @@ def timm_twin(model: nn.Module, input_size: Tuple[int, int]) -> Optional[nn.Modu
         A timm ``Twins`` or ``DaVit`` with random weights, the same arch, window,
         classes and drop path rate; None when timm is missing or ``model`` is no
         classifier with an mmtwins backbone.
+
+    Raises:
+        ValueError: for a Twins model at a size timm's Twins cannot take (sides that are
+            no multiple of its last stage's stride).
 
     Example:
         >>> timm_twin(get_model('twins_svt_small'), (224, 224)).__class__.__name__
@@ -161,6 +173,11 @@ def timm_twin(model: nn.Module, input_size: Tuple[int, int]) -> Optional[nn.Modu
         mlp_ratio = backbone.stages[0].blocks[0].spatial.mlp.fc1.out_features / \
             arch['embed_dims'][0]
         return DaVit(window_size=window, mlp_ratio=mlp_ratio, **common)
+    stride = 2**(len(arch['depths']) + 1)
+    if any(side % stride for side in input_size):
+        raise ValueError(f'--input-size {input_size[0]} {input_size[1]}: timm\'s Twins takes '
+                         f'only multiples of its last stride, {stride}; measure mmtwins '
+                         f'alone with --no-timm')
     return Twins(img_size=input_size, patch_size=4, mlp_ratios=arch['mlp_ratios'],
                  sr_ratios=arch['sr_ratios'],
                  wss=[window] * len(arch['depths']) if window else None, **common)
@@ -263,7 +280,9 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
     """mmtwins' model and, unless excluded or missing, timm's; and a description."""
     overrides = dict(backbone=dict(with_cp=True)) if args.with_cp else {}
     model = get_model(name, device=device, **overrides)
-    candidates = [Candidate('mmtwins', TensorForward(model))]
+    sample = data_sample(task_of_model(model), input_size)
+    candidates = [Candidate('mmtwins', TensorForward(
+        model, None if sample is None else [sample] * args.batch_size))]
     twin = None if args.no_timm else timm_twin(model, input_size)
     if twin is not None:
         candidates.append(Candidate('timm', twin.to(device)))
@@ -371,7 +390,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f'rounds of {args.iters} iterations', flush=True)
     rows = []
     for name in args.models:
-        rows.extend(benchmark(name, args))
+        try:
+            rows.extend(benchmark(name, args))
+        except (FileNotFoundError, ValueError) as error:
+            sys.exit(f'error: {error}')
     if not rows:
         return
     print('\n| model | measurement | mmtwins img/s | timm img/s | mmtwins / timm |')

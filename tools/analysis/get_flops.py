@@ -55,8 +55,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='also print the parameters and FLOPs of every module down to DEPTH '
         '(default 3)')
     args = parser.parse_args(argv)
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        parser.error(f'--shape takes H and W, or one side: got {args.shape}')
+    if args.shape is not None and (len(args.shape) not in (1, 2) or min(args.shape) < 1):
+        parser.error(f'--shape takes H and W, or one side, positive: got {args.shape}')
     return args
 
 
