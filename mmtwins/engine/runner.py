@@ -242,9 +242,12 @@ def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACK
     model lacks (another layout, not a partial file). Outside ``prefix`` (a classifier's
     head, when fine-tuning on other classes) anything goes.
     """
-    own = {k: v for k, v in model.state_dict().items()
-           if k.startswith(prefix) and not k.endswith('num_batches_tracked')}
-    theirs = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
+    # BatchNorm's step counter sets nothing that evaluation uses.
+    def counted(key: str) -> bool:
+        return key.startswith(prefix) and not key.endswith('num_batches_tracked')
+
+    own = {k: v for k, v in model.state_dict().items() if counted(k)}
+    theirs = {k: v for k, v in state_dict.items() if counted(k)}
     lines = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
              for k, v in theirs.items() if k in own and v.shape != own[k].shape]
     unexpected = sorted(set(theirs) - set(own))
