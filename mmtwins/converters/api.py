@@ -4,7 +4,7 @@ from typing import Any, Mapping, Tuple
 
 from torch import Tensor, nn
 
-from .checkpoint import (LoadReport, load_into, load_pretrained_state_dict,
+from .checkpoint import (CheckpointError, LoadReport, load_into, load_pretrained_state_dict,
                          unwrap_state_dict)
 from .davit import BODY_RULES as DAVIT_BODY_RULES
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
@@ -173,7 +173,9 @@ def load_pretrained(module: nn.Module,
         module: For example an mmtwins backbone (``prefix='backbone.'``) or a
             whole classifier (``prefix=''``).
         path: A local file or an ``http(s)://`` address.
-        prefix: Which part of the mmtwins state dict to load.
+        prefix: Which part to load: ``''`` (everything) or ``'backbone.'`` of the
+            converted mmtwins state dict; any other prefix (``'model.encoder.'``)
+            selects the file's keys under it first, as a backbone in any format.
         fmt: See :func:`convert_to_mmtwins`.
 
     Returns:
@@ -183,6 +185,12 @@ def load_pretrained(module: nn.Module,
         >>> backbone = MODELS.build(dict(type='TwinsSVT', arch='small'))
         >>> report = load_pretrained(backbone, 'twins_svt_small.pth')
     """
-    state_dict, _, _ = convert_to_mmtwins(
-        load_pretrained_state_dict(path), fmt=fmt, source=str(path))
+    state_dict = load_pretrained_state_dict(path)
+    if prefix not in ('', BACKBONE_PREFIX):
+        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
+                      if key.startswith(prefix)}
+        if not state_dict:
+            raise CheckpointError(f'{path}: no weights under the prefix {prefix!r}')
+        prefix = BACKBONE_PREFIX
+    state_dict, _, _ = convert_to_mmtwins(state_dict, fmt=fmt, source=str(path))
     return load_into(module, state_dict, prefix=prefix, source=str(path))

@@ -65,8 +65,9 @@ def twins_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
 
     Returns:
         ``backbone.*``, ``neck.norm.*`` and ``head.fc.*`` keys for a classifier
-        (``head.weight`` present, no ``norm_list``), else ``backbone.*`` only
-        (``norm_list.{i}`` -> ``backbone.stages.{i}.norm``). GSA ``q`` and ``kv``
+        (no ``norm_list``; one without its head, as timm's ``num_classes=0``,
+        keeps its final norm), else ``backbone.*`` only (``norm_list.{i}`` ->
+        ``backbone.stages.{i}.norm``). GSA ``q`` and ``kv``
         become one ``qkv``.
 
     Raises:
@@ -77,8 +78,8 @@ def twins_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
         >>> reference = timm.create_model('twins_svt_small').state_dict()
         >>> classifier.load_state_dict(twins_reference_to_mmtwins(reference))
     """
-    dense = any(key.startswith('norm_list.') for key in state_dict) \
-        or 'head.weight' not in state_dict
+    # A classifier without its head (timm's num_classes=0) keeps its final norm.
+    dense = any(key.startswith('norm_list.') for key in state_dict)
     renamed = _rename(state_dict, _TWINS_BACKBONE_RULES +
                       _classifier_rules(_TWINS_CLASSIFIER_RULES, dense), 'Twins')
     return _fuse_q_kv(renamed)
@@ -94,8 +95,8 @@ def davit_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
 
     Returns:
         ``backbone.*``, ``neck.norm.*`` and ``head.fc.*`` keys for a classifier
-        (``head.fc.weight`` present, no ``norm{i}``), else ``backbone.*`` only
-        (``norm{i}`` -> ``backbone.stages.{i}.out_norm``).
+        (no ``norm{i}``; one without its ``head.fc`` keeps its ``head.norm``),
+        else ``backbone.*`` only (``norm{i}`` -> ``backbone.stages.{i}.out_norm``).
 
     Raises:
         ValueError: On a key outside the reference naming.
@@ -104,8 +105,7 @@ def davit_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
         >>> reference = timm.create_model('davit_tiny').state_dict()
         >>> classifier.load_state_dict(davit_reference_to_mmtwins(reference))
     """
-    dense = any(re.fullmatch(r'norm\d+\..*', key) for key in state_dict) \
-        or 'head.fc.weight' not in state_dict
+    dense = any(re.fullmatch(r'norm\d+\..*', key) for key in state_dict)
     return _rename(state_dict, _DAVIT_BACKBONE_RULES +
                    _classifier_rules(_DAVIT_CLASSIFIER_RULES, dense), 'DaViT')
 

@@ -14,7 +14,8 @@ from converter_helpers import (DAVIT_DIMS, mmpretrain_davit,
                                official_davit_state_dict, timm_davit)
 from timm.models.davit import checkpoint_filter_fn
 
-from mmtwins.converters import MMPRETRAIN_NORM_CAVEAT, detect_format, to_reference
+from mmtwins.converters import (MMPRETRAIN_NORM_CAVEAT, convert_to_mmtwins, detect_format,
+                                to_reference)
 
 
 @pytest.mark.parametrize('dense', [False, True])
@@ -109,3 +110,11 @@ def test_mmpretrain_dense_norms_stay_per_stage():
 def test_a_format_the_family_lacks_is_an_error():
     with pytest.raises(ValueError, match="No 'mmseg' format for davit"):
         to_reference(timm_davit().state_dict(), 'davit', 'mmseg')
+
+
+def test_a_classifier_without_its_head_keeps_its_final_norm():
+    """timm's num_classes=0 keeps ``head.norm`` and drops ``head.fc``."""
+    headless = timm_davit(num_classes=0).state_dict()
+    converted, _, _ = convert_to_mmtwins(headless)
+    assert torch.equal(converted['neck.norm.weight'], headless['head.norm.weight'])
+    assert not any(key.startswith('head.') for key in converted)

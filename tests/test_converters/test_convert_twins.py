@@ -9,7 +9,7 @@ import torch
 from converter_helpers import (TWINS_ARCHS, image, mmpretrain_twins,
                                mmseg_twins, timm_twins)
 
-from mmtwins.converters import detect_format, to_reference
+from mmtwins.converters import convert_to_mmtwins, detect_format, to_reference
 
 FAMILIES = ('twins-pcpvt', 'twins-svt')
 
@@ -95,3 +95,12 @@ def test_official_and_timm_keys_pass_through(family, fmt):
     reference = to_reference(state_dict, family, fmt)
     assert list(reference) == list(state_dict)
     assert all(reference[key] is value for key, value in state_dict.items())
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_a_classifier_without_its_head_keeps_its_final_norm(family):
+    """timm's num_classes=0, the usual start of a fine-tuning on other classes."""
+    headless = timm_twins(family, num_classes=0).state_dict()
+    converted, _, _ = convert_to_mmtwins(headless)
+    assert torch.equal(converted['neck.norm.weight'], headless['norm.weight'])
+    assert not any(key.startswith('head.') for key in converted)

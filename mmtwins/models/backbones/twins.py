@@ -9,7 +9,7 @@ use global sub-sampled attention (GSA); SVT blocks alternate locally-grouped win
 attention (LSA, even indices) and GSA (odd indices).
 """
 import math
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -185,6 +185,10 @@ class _Twins(PyramidBackbone):
                 TwinsStage(patch_embed, blocks, drop_rate,
                            norm_after_stage[stage], with_cp))
         self._freeze_stages()
+
+    def stem_modules(self) -> List[nn.Module]:
+        """The first patch embedding and the dropout after it."""
+        return [self.stages[0].patch_embed, self.stages[0].drop]
 
     @property
     def min_input_size(self) -> int:

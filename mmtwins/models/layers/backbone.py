@@ -1,5 +1,5 @@
 """What every mmtwins backbone shares: arch parsing, options, outputs, freezing."""
-from typing import Callable, Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -23,8 +23,8 @@ class PyramidBackbone(BaseModule):
         in_channels: Input image channels.
         out_indices: Stages whose maps :meth:`forward` returns; negative
             indices count from the end.
-        frozen_stages: -1 freezes nothing, 0 the stem (the patch embedding of
-            stage 0), k > 0 the stem and stages ``0 .. k-1``: their parameters
+        frozen_stages: -1 freezes nothing, 0 the stem (:meth:`stem_modules`: the
+            patch embedding of stage 0), k > 0 the stem and stages ``0 .. k-1``: their parameters
             stop requiring gradients and their modules stay in eval mode.
         norm_eval: Keep all normalisation layers in eval mode while training.
             LayerNorm has no running statistics, so this only matters for
@@ -54,8 +54,7 @@ class PyramidBackbone(BaseModule):
             raise ValueError(f'in_channels={in_channels!r} must be a positive int')
         self.in_channels = in_channels
         self.out_indices = check_out_indices(out_indices, self.num_stages)
-        if not isinstance(frozen_stages, int) or not \
-                -1 <= frozen_stages <= self.num_stages:
+        if not _is_int(frozen_stages) or not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages={frozen_stages!r} must be an int '
                              f'in [-1, {self.num_stages}]')
         self.frozen_stages = frozen_stages
@@ -79,6 +78,8 @@ class PyramidBackbone(BaseModule):
                 f'a custom {cls.__name__} arch needs exactly the keys '
                 f'{cls.arch_keys}; missing {sorted(set(cls.arch_keys) - set(arch))}, '
                 f'unknown {sorted(set(arch) - set(cls.arch_keys))}')
+        for key in cls.arch_keys:
+            _check_stage_values(key, arch[key])
         lengths = {key: len(arch[key]) for key in cls.arch_keys}
         if len(set(lengths.values())) != 1 or lengths['depths'] == 0:
             raise ValueError(f'arch needs one entry per stage in every key, got '
@@ -122,11 +123,14 @@ class PyramidBackbone(BaseModule):
                     module.eval()
         return self
 
+    def stem_modules(self) -> List[nn.Module]:
+        """What ``frozen_stages=0`` freezes: the first stage's patch embedding."""
+        return [self.stages[0].patch_embed]
+
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return
-        for module in [self.stages[0].patch_embed,
-                       *self.stages[:self.frozen_stages]]:
+        for module in [*self.stem_modules(), *self.stages[:self.frozen_stages]]:
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
@@ -154,7 +158,24 @@ class PyramidBackbone(BaseModule):
         finally:
             self.init_cfg = init_cfg
         for cfg in pretrained:
-            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or 'backbone.')
+            # As MMEngine's PretrainedInit: 'backbone' means 'backbone.'.
+            prefix = (cfg.get('prefix') or 'backbone').rstrip('.') + '.'
+            load_pretrained(self, cfg['checkpoint'], prefix=prefix)
+
+
+def _is_int(value) -> bool:
+    # bool is an int subclass; True for a stage index is a config mistake.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_stage_values(key: str, values) -> None:
+    """Raises a ``ValueError`` unless ``values`` is a sequence of positive ints (any
+    positive numbers for the ``*ratios`` of MLPs)."""
+    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)) \
+        if key.startswith('mlp_ratio') else _is_int
+    if not isinstance(values, Sequence) or not all(number(v) and v > 0 for v in values):
+        kind = 'positive numbers' if key.startswith('mlp_ratio') else 'positive ints'
+        raise ValueError(f'arch {key}={values!r} must be a sequence of {kind}, one per stage')
 
 
 def check_out_indices(out_indices: Union[int, Sequence[int]],
@@ -165,9 +186,9 @@ def check_out_indices(out_indices: Union[int, Sequence[int]],
         >>> check_out_indices((-1, 0), 4)
         (0, 3)
     """
-    indices = (out_indices, ) if isinstance(out_indices, int) else \
+    indices = (out_indices, ) if _is_int(out_indices) else \
         tuple(out_indices) if isinstance(out_indices, Sequence) else ()
-    if not indices or not all(isinstance(i, int) for i in indices):
+    if not indices or not all(_is_int(i) for i in indices):
         raise ValueError(f'out_indices={out_indices!r} must be an int or a '
                          f'non-empty sequence of ints')
     for index in indices:

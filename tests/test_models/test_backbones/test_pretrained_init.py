@@ -79,9 +79,25 @@ def test_a_prefix_that_selects_nothing_is_refused(official_svt):
     backbone = TwinsSVT(arch=SMALL_SVT, init_cfg=dict(type='Pretrained', checkpoint=path,
                                                       prefix='model.backbone.'))
     with pytest.raises(CheckpointError,
-                       match=f"{path}: none of its weights under the prefix 'model.backbone.' "
-                       'fit TwinsSVT'):
+                       match=f"{path}: no weights under the prefix 'model.backbone.'"):
         backbone.init_weights()
+
+
+@pytest.mark.parametrize('prefix, saved_under', [
+    ('backbone', 'backbone.'),  # MMEngine's PretrainedInit adds the dot
+    ('model.encoder.', 'model.encoder.'),
+])
+def test_prefix_selects_a_backbone_saved_under_it(official_svt, tmp_path, prefix, saved_under):
+    reference, path = official_svt
+    nested = tmp_path / 'nested.pth'
+    torch.save({'state_dict': {saved_under + key: value
+                               for key, value in reference.state_dict().items()
+                               if not key.startswith('head.')}}, nested)
+    backbone = TwinsSVT(arch=SMALL_SVT, init_cfg=dict(type='Pretrained', checkpoint=str(nested),
+                                                      prefix=prefix))
+    backbone.init_weights()
+    assert torch.equal(backbone.stages[0].patch_embed.proj.weight,
+                       reference.patch_embeds[0].proj.weight)
 
 
 def test_other_initialisers_still_apply():

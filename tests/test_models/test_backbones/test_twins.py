@@ -166,7 +166,27 @@ def test_frozen_stages(model_type, frozen_stages):
     for module in frozen:
         assert not any(m.training for m in module.modules())
     assert all(m.training for m in model.stages[frozen_stages].blocks.modules())
+    # The frozen stem's output is deterministic: the dropout after it is frozen too.
+    assert not model.stages[0].drop.training
     assert model.eval() is model and not model.training
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('depths', 3, 'arch depths=3 must be a sequence of positive ints'),
+    ('depths', (2, 0, 2, 1), r'arch depths=\(2, 0, 2, 1\) must be'),
+    ('sr_ratios', (8, 4, 0, 1), 'arch sr_ratios=.* positive ints'),
+    ('mlp_ratios', (2, 2, 0, 2), 'arch mlp_ratios=.* positive numbers'),
+])
+def test_custom_arch_values_are_checked(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        build_backbone(type='TwinsPCPVT', arch=dict(TINY_PCPVT, **{key: value}))
+    build_backbone(type='TwinsPCPVT', arch=dict(TINY_PCPVT, mlp_ratios=(2.5, 2, 2, 2)))
+
+
+@pytest.mark.parametrize('option', [dict(out_indices=True), dict(frozen_stages=True)])
+def test_a_bool_is_no_stage_index(option):
+    with pytest.raises(ValueError, match=f'{next(iter(option))}=True must be an int'):
+        build_backbone(type='TwinsPCPVT', arch=TINY_PCPVT, **option)
 
 
 def test_norm_eval():
