@@ -24,8 +24,9 @@ class PyramidBackbone(BaseModule):
         out_indices: Stages whose maps :meth:`forward` returns; negative
             indices count from the end.
         frozen_stages: -1 freezes nothing, 0 the stem (:meth:`stem_modules`: the
-            patch embedding of stage 0), k > 0 the stem and stages ``0 .. k-1``: their parameters
-            stop requiring gradients and their modules stay in eval mode.
+            patch embedding of stage 0), k > 0 the stem and stages ``0 .. k-1``:
+            their parameters stop requiring gradients and their modules stay in
+            eval mode.
         norm_eval: Keep all normalisation layers in eval mode while training.
             LayerNorm has no running statistics, so this only matters for
             normalisation layers a user adds.
