@@ -153,9 +153,9 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any],
                 checkpoint = checkpoint[wrapper]
                 break
     if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f'{source}: not a state dict but a {type(checkpoint).__name__}; '
-                         f'expected a dict of tensors, at the top level or under one of '
-                         f'{", ".join(WRAPPER_KEYS)}')
+        raise CheckpointError(
+            f'{source}: not a state dict but a {type(checkpoint).__name__}; expected a dict '
+            f'of tensors, at the top level or under one of {", ".join(WRAPPER_KEYS)}')
     not_tensors = [k for k, v in checkpoint.items() if not isinstance(v, Tensor)]
     if not_tensors:
         raise CheckpointError(
@@ -254,6 +254,18 @@ def _log_report(report: LoadReport, module: nn.Module, prefix: str) -> None:
     print_log('\n'.join(lines), logger='current', level=level)
 
 
+def shape_mismatches(own: Mapping[str, Tensor], theirs: Mapping[str, Tensor]) -> List[str]:
+    """One line per tensor of both ``own`` (a model's) and ``theirs`` (a checkpoint's)
+    whose shapes differ.
+
+    Example:
+        >>> shape_mismatches({'w': torch.zeros(2, 3)}, {'w': torch.zeros(3, 3)})
+        ['w: checkpoint (3, 3), model (2, 3)']
+    """
+    return [f'{key}: checkpoint {tuple(value.shape)}, model {tuple(own[key].shape)}'
+            for key, value in theirs.items() if key in own and value.shape != own[key].shape]
+
+
 def load_into(module: nn.Module,
               state_dict: Mapping[str, Tensor],
               prefix: str = 'backbone.',
@@ -289,9 +301,7 @@ def load_into(module: nn.Module,
                 if k.startswith(prefix)}
     dropped = sorted(k for k in state_dict if not k.startswith(prefix))
     own = module.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
-                  for k, v in selected.items()
-                  if k in own and v.shape != own[k].shape]
+    mismatched = shape_mismatches(own, selected)
     if mismatched:
         raise CheckpointError(f'{source}: shapes differ between its weights and '
                               f'{type(module).__name__}: ' + '; '.join(mismatched))

@@ -43,6 +43,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model, find_latest_ch
 
 from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_checkpoint,
                                 unwrap_state_dict)
+from mmtwins.converters.checkpoint import shape_mismatches
 from mmtwins.registry import RUNNERS
 from mmtwins.utils.atomic_files import publish, temporary_name
 from mmtwins.utils.compile import compile_model
@@ -248,8 +249,7 @@ def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACK
 
     own = {k: v for k, v in model.state_dict().items() if counted(k)}
     theirs = {k: v for k, v in state_dict.items() if counted(k)}
-    lines = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}'
-             for k, v in theirs.items() if k in own and v.shape != own[k].shape]
+    lines = shape_mismatches(own, theirs)
     unexpected = sorted(set(theirs) - set(own))
     missing = sorted(set(own) - set(theirs))
     if missing and unexpected and not complete:
