@@ -175,7 +175,8 @@ def load_pretrained(module: nn.Module,
         path: A local file or an ``http(s)://`` address.
         prefix: Which part to load: ``''`` (everything) or ``'backbone.'`` of the
             converted mmtwins state dict; any other prefix (``'model.encoder.'``)
-            selects the file's keys under it first, as a backbone in any format.
+            selects the file's keys under it first, as a backbone in any format. As
+            in MMEngine's ``PretrainedInit``, the trailing dot is optional.
         fmt: See :func:`convert_to_mmtwins`.
 
     Returns:
@@ -186,6 +187,7 @@ def load_pretrained(module: nn.Module,
         >>> report = load_pretrained(backbone, 'twins_svt_small.pth')
     """
     state_dict = load_pretrained_state_dict(path)
+    prefix = prefix.rstrip('.') + '.' if prefix else ''
     if prefix not in ('', BACKBONE_PREFIX):
         state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
                       if key.startswith(prefix)}

@@ -159,9 +159,7 @@ class PyramidBackbone(BaseModule):
         finally:
             self.init_cfg = init_cfg
         for cfg in pretrained:
-            # As MMEngine's PretrainedInit: 'backbone' means 'backbone.'.
-            prefix = (cfg.get('prefix') or 'backbone').rstrip('.') + '.'
-            load_pretrained(self, cfg['checkpoint'], prefix=prefix)
+            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or 'backbone.')
 
 
 def _is_int(value) -> bool:
