@@ -29,3 +29,12 @@ def test_davit_stem_and_downsampling():
     expected = down.proj(F.pad(normed, (0, 0, 0, 1))).permute(0, 2, 3, 1)
     torch.testing.assert_close(down(tokens.permute(0, 3, 1, 2)), expected)
     assert down.norm.normalized_shape == (8, )
+
+
+def test_convolves_channels_last_so_the_token_map_needs_no_copy():
+    embed = PatchEmbed(3, 8, kernel_size=4)
+    conv_outputs = []
+    embed.proj.register_forward_hook(lambda module, args, out: conv_outputs.append(out))
+    embed(torch.randn(2, 3, 32, 36))
+    embed(torch.randn(2, 3, 30, 35))  # padded first
+    assert all(out.permute(0, 2, 3, 1).is_contiguous() for out in conv_outputs)
