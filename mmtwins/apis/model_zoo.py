@@ -13,6 +13,7 @@ import copy
 import difflib
 import fnmatch
 import os.path as osp
+import warnings
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -232,9 +233,17 @@ def _dataset_meta(config: Config, checkpoint_meta: dict) -> dict:
     if dataset_type is None:
         return {}
     from mmengine.registry import DATASETS
-    if '.' not in dataset_type:
-        dataset_type = f'{config.default_scope}.{dataset_type}'
-    return dict(getattr(DATASETS.get(dataset_type), 'METAINFO', {}))
+    scope = config.get('default_scope')
+    if '.' not in dataset_type and scope:
+        dataset_type = f'{scope}.{dataset_type}'
+    dataset_class = DATASETS.get(dataset_type)
+    if dataset_class is None:
+        warnings.warn(f'test_dataloader.dataset.type={dataset_type!r} of the config is not a '
+                      f'registered dataset (a missing scope prefix such as "mmpretrain.", or '
+                      f'a module not imported), so the predictions carry no class names',
+                      stacklevel=3)
+        return {}
+    return dict(getattr(dataset_class, 'METAINFO', {}))
 
 
 def _downloaded_path(url: str) -> str:

@@ -146,3 +146,14 @@ def test_a_config_has_no_published_weights():
 def test_missing_weight_file_is_named():
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         get_model('svt-s_8xb128_in1k', pretrained='missing.pth')
+
+
+
+def test_an_unregistered_test_dataset_warns_that_class_names_are_missing():
+    config = Config.fromfile(str(REPO_ROOT / 'configs/twins/svt-s_8xb128_in1k.py'))
+    config.test_dataloader.dataset.type = 'MyImageNet'  # its module never imported
+    config.model.backbone.arch = TINY_SVT
+    config.model.neck.in_channels = config.model.head.in_channels = 64
+    with pytest.warns(UserWarning, match=r"type='mmpretrain.MyImageNet'.*no class names"):
+        model = get_model(config)
+    assert model._dataset_meta == {}
