@@ -9,10 +9,10 @@ import argparse
 import os.path as osp
 import sys
 
-import cv2
 import torch
 
 from mmtwins.apis import NoNetworkError, NoPublishedWeightsError, get_model, task_of
+from mmtwins.apis.inference import check_image_file
 
 # The demo of each task, named to a user who gives a demo a model of another task.
 DEMOS = {
@@ -35,10 +35,10 @@ def image_file(path: str) -> str:
         >>> image_file('drawn.png')
         'drawn.png'
     """
-    if not cv2.haveImageWriter(path):
-        raise argparse.ArgumentTypeError(
-            f'cannot write an image to {path!r}; use an image extension such as .png or .jpg')
-    return path
+    try:
+        return check_image_file(path)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_model(args: argparse.Namespace, task: str) -> torch.nn.Module:

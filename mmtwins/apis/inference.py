@@ -78,13 +78,33 @@ def _out_files(out_file: OutFiles, images: List[ImageInput]) -> List[Optional[st
     if len(out_files) != len(images):
         raise ValueError(f'out_file: one path per image, got {len(out_files)} paths for '
                          f'{len(images)} images')
-    out_files = [os.fspath(path) for path in out_files]
-    for path in out_files:
-        # Checked before any inference: cv2 only fails when it writes the first image.
-        if not cv2.haveImageWriter(path):
-            raise ValueError(f'out_file {path!r}: cannot write an image of that type; use '
-                             f'an image extension such as .png or .jpg')
-    return out_files
+    # Checked before any inference: cv2 only fails when it writes the first image.
+    try:
+        return [check_image_file(os.fspath(path)) for path in out_files]
+    except ValueError as error:
+        raise ValueError(f'out_file: {error}') from None
+
+
+def check_image_file(path: str) -> str:
+    """``path`` if cv2 can write an image to it, told by its extension.
+
+    Args:
+        path: Where an image is to be written.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If cv2 has no writer for its extension (or it has none).
+
+    Example:
+        >>> check_image_file('drawn.png')
+        'drawn.png'
+    """
+    if not cv2.haveImageWriter(path):
+        raise ValueError(f'cannot write an image to {path!r}; use an image extension such '
+                         f'as .png or .jpg')
+    return path
 
 
 def _detection_result(sample, class_names: Sequence[str]) -> dict:
