@@ -38,6 +38,7 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
     Raises:
         ValueError: If ``family`` is unknown, or ``fmt`` is not a foreign format of
             ``family``.
+        CheckpointError: If the keys are not those of ``family`` in the ``fmt`` format.
 
     Example:
         >>> to_reference(mmpretrain_svt.state_dict(), 'twins-svt', 'mmpretrain')
@@ -48,6 +49,10 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
     if fmt not in body_rules:
         raise ValueError(f'No {fmt!r} format for {family}; known: '
                          f'{", ".join(body_rules)}.')
+    keys_family, _ = detect_format(state_dict, formats=(fmt, ))
+    if keys_family != family:
+        raise CheckpointError(f'the keys are those of a {keys_family} checkpoint in the '
+                              f'{fmt} format, not of {family}')
     body, extras = split_backbone(state_dict)
     if family == 'davit':
         reference, head_rule = davit_to_reference(body, fmt), DAVIT_HEAD_RULE

@@ -14,8 +14,8 @@ from converter_helpers import (DAVIT_DIMS, mmpretrain_davit,
                                official_davit_state_dict, timm_davit)
 from timm.models.davit import checkpoint_filter_fn
 
-from mmtwins.converters import (MMPRETRAIN_NORM_CAVEAT, convert_to_mmtwins, detect_format,
-                                to_reference)
+from mmtwins.converters import (MMPRETRAIN_NORM_CAVEAT, CheckpointError, convert_to_mmtwins,
+                                detect_format, to_reference)
 
 
 @pytest.mark.parametrize('dense', [False, True])
@@ -118,3 +118,9 @@ def test_a_classifier_without_its_head_keeps_its_final_norm():
     converted, _, _ = convert_to_mmtwins(headless)
     assert torch.equal(converted['neck.norm.weight'], headless['head.norm.weight'])
     assert not any(key.startswith('head.') for key in converted)
+
+
+def test_keys_of_another_family_are_refused():
+    with pytest.raises(CheckpointError, match='keys are those of a davit checkpoint in the '
+                       'timm format, not of twins-svt'):
+        to_reference(timm_davit().state_dict(), 'twins-svt', 'timm')
