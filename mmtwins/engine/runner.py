@@ -30,6 +30,7 @@
 import datetime
 import os
 import os.path as osp
+import re
 import types
 from typing import Callable, Dict, List, Mapping, Optional, Union
 
@@ -60,6 +61,7 @@ class Runner(MMEngineRunner):
     """
 
     _testing = False
+    _resuming = False
 
     def load_checkpoint(self,
                         filename: str,
@@ -80,8 +82,9 @@ class Runner(MMEngineRunner):
         model = _unwrapped(self.model)
         state_dict = unwrap_state_dict(checkpoint, source=filename)
         _refuse_another_architecture(model, state_dict, filename)
-        if self._testing:
-            _refuse_incomplete(model, state_dict, filename)
+        if self._testing or self._resuming:
+            _refuse_incomplete(model, state_dict, filename,
+                               'tested' if self._testing else 'resumed')
         # From here on as MMEngine's Runner.load_checkpoint, after its file read.
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
@@ -107,6 +110,19 @@ class Runner(MMEngineRunner):
                 self._randomness_cfg.update(seed=seed)
                 self.set_randomness(**self._randomness_cfg)
         return super().train()
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        """Resumes as MMEngine does, refusing a checkpoint that does not set every weight.
+
+        MMEngine 0.10.7 loads the model's weights leniently, then fails with a traceback in
+        the optimizer's state (another number of parameters) or, with an optimizer of as
+        many parameters, trains on with some weights at their initial values.
+        """
+        self._resuming = True
+        try:
+            super().resume(filename, *args, **kwargs)
+        finally:
+            self._resuming = False
 
     def test(self) -> dict:
         """Tests as MMEngine does, refusing a checkpoint that does not set every weight.
@@ -234,14 +250,23 @@ class Runner(MMEngineRunner):
 _BACKBONE = 'backbone.'
 
 
+# The per-stage output norms of a dense backbone (Twins ``stages.N.norm``, DaViT
+# ``stages.N.out_norm``), which a classifier does not have: extra in a dense model's
+# checkpoint loaded into a classifier, without any other difference of architecture.
+_STAGE_OUTPUT_NORM = re.compile(r'^backbone\.stages\.\d+\.(out_)?norm\.')
+
+
 def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACKBONE,
                 complete: bool = False) -> List[str]:
     """The tensors under ``prefix`` that ``state_dict`` cannot fill in ``model``, one line each.
 
-    A differing shape is a mismatch. With ``complete`` so is every tensor of the model
-    that the checkpoint lacks; without, only when the checkpoint also has tensors the
-    model lacks (another layout, not a partial file). Outside ``prefix`` (a classifier's
-    head, when fine-tuning on other classes) anything goes.
+    A differing shape is a mismatch, and so is a backbone tensor the checkpoint has and
+    the model lacks (the blocks of a deeper model of the same widths), except the
+    per-stage output norms of a dense backbone. With ``complete`` so is every tensor of
+    the model that the checkpoint lacks; without, only alongside such extra tensors
+    (another layout, not a partial file). Other extra tensors (an auxiliary head) are
+    fine, and outside ``prefix`` (a classifier's head, when fine-tuning on other classes)
+    anything goes.
     """
     # BatchNorm's step counter sets nothing that evaluation uses.
     def counted(key: str) -> bool:
@@ -250,10 +275,10 @@ def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACK
     own = {k: v for k, v in model.state_dict().items() if counted(k)}
     theirs = {k: v for k, v in state_dict.items() if counted(k)}
     lines = shape_mismatches(own, theirs)
-    unexpected = sorted(set(theirs) - set(own))
+    unexpected = sorted(k for k in set(theirs) - set(own)
+                        if k.startswith(_BACKBONE) and not _STAGE_OUTPUT_NORM.match(k))
     missing = sorted(set(own) - set(theirs))
-    if missing and unexpected and not complete:
-        lines += [f'{k}: not in the model' for k in unexpected]
+    lines += [f'{k}: not in the model' for k in unexpected]
     if missing and (unexpected or complete):
         lines += [f'{k}: not in the checkpoint' for k in missing]
     return lines
@@ -270,12 +295,17 @@ def _refuse_another_architecture(model: torch.nn.Module, state_dict: Mapping,
             + '\n  '.join(mismatches))
 
 
-def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str) -> None:
-    """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set."""
+def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str,
+                       purpose: str) -> None:
+    """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set.
+
+    Args:
+        purpose: What the checkpoint was to be, for the message: ``'tested'``, ...
+    """
     mismatches = _mismatches(model, state_dict, prefix='', complete=True)
     if mismatches:
         raise CheckpointError(
-            f'{source} cannot be tested with the config\'s {type(model).__name__}: '
+            f'{source} cannot be {purpose} with the config\'s {type(model).__name__}: '
             f'{len(mismatches)} of its tensors would keep their random initialisation:'
             f'\n  ' + '\n  '.join(mismatches))
 

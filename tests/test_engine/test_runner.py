@@ -16,7 +16,10 @@ from torch.utils.data import Dataset
 
 from mmtwins.converters import read_checkpoint
 from mmtwins.engine import Runner
+from mmtwins.engine.runner import _mismatches
+from mmtwins.models.backbones import TwinsSVT
 from mmtwins.utils import INDUCTOR_OPTIONS
+from tests.helpers import TINY_SVT
 
 
 # MMEngine keys its global logger and visualizer by experiment name: keep each runner's own.
@@ -250,3 +253,15 @@ def test_copy_of_the_compiled_model_computes_with_its_own_weights(tmp_path):
     inputs, targets = torch.randn(4, 2), torch.full((4, ), 1.0)
     assert copy(inputs, targets, mode='loss')['loss'].item() == 4.0
     assert runner.model(inputs, targets, mode='loss')['loss'].item() != 4.0
+
+
+def test_only_a_dense_backbones_stage_norms_may_be_extra():
+    model = nn.Module()
+    model.backbone = TwinsSVT(arch=TINY_SVT)
+    weights = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
+    dense = TwinsSVT(arch=TINY_SVT, norm_after_stage=True).state_dict()
+    weights.update({f'backbone.{k}': v for k, v in dense.items() if '.norm.' in k})
+    assert _mismatches(model, weights) == []
+    weights['backbone.stages.3.blocks.2.mlp.fc1.weight'] = torch.zeros(1)
+    assert _mismatches(model, weights) == [
+        'backbone.stages.3.blocks.2.mlp.fc1.weight: not in the model']

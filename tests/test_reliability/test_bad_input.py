@@ -157,6 +157,34 @@ def test_test_tool_refuses_another_architecture_listing_the_keys(colour_dataset,
     assert 'backbone.stages.0.blocks.0.spatial.attn.qkv.weight: not in the model' in listed
 
 
+
+def weights_of(arch: dict, data_root: Path, folder: Path) -> Path:
+    """A checkpoint of the tiny SVT classifier with ``arch``."""
+    folder.mkdir()
+    model = get_model(str(write_tiny_config(folder, data_root, arch=arch)))
+    path = folder / 'weights.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+def test_test_tool_refuses_a_deeper_model_of_the_same_widths(colour_dataset, tmp_path):
+    deeper = weights_of(dict(TINY_SVT, depths=(2, 2, 2, 3)), colour_dataset, tmp_path / 'deep')
+    config = write_tiny_config(tmp_path, colour_dataset)
+    listed = exit_message('test', str(config), str(deeper), '--work-dir', str(tmp_path / 'w'))
+    assert listed.startswith(f'error: {deeper} holds the weights of another architecture')
+    assert 'backbone.stages.3.blocks.2.attn.qkv.weight: not in the model' in listed
+
+
+def test_resume_refuses_a_checkpoint_that_leaves_weights_unset(colour_dataset, tmp_path):
+    shallower = weights_of(dict(TINY_SVT, depths=(2, 2, 2, 1)), colour_dataset,
+                           tmp_path / 'shallow')
+    config = write_tiny_config(tmp_path, colour_dataset)
+    listed = exit_message('train', str(config), '--resume', str(shallower),
+                          '--work-dir', str(tmp_path / 'w'))
+    assert listed.startswith(f'error: {shallower} cannot be resumed with the config')
+    assert 'backbone.stages.3.blocks.1.attn.qkv.weight: not in the checkpoint' in listed
+
+
 def checkpoint_with_another_head(config: Path, folder: Path, change_head) -> Path:
     weights = get_model(str(config)).state_dict()
     change_head(weights)
