@@ -28,6 +28,7 @@
   ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel``, both of which fail without CUDA.
 """
 import datetime
+import glob
 import os
 import os.path as osp
 import re
@@ -46,7 +47,7 @@ from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_che
                                 unwrap_state_dict)
 from mmtwins.converters.checkpoint import shape_mismatches
 from mmtwins.registry import RUNNERS
-from mmtwins.utils.atomic_files import publish, temporary_name
+from mmtwins.utils.atomic_files import publish, remove_stale_temporaries, temporary_name
 from mmtwins.utils.compile import compile_model
 
 
@@ -137,11 +138,53 @@ class Runner(MMEngineRunner):
         finally:
             self._testing = False
 
+    def load_or_resume(self) -> None:
+        """As MMEngine's, resuming from the checkpoint :meth:`_checkpoint_to_resume` picks."""
+        if not self._has_loaded:
+            self._checkpoint_to_resume()
+        super().load_or_resume()
+
     def _checkpoint_to_resume(self) -> Optional[str]:
-        """The checkpoint :meth:`load_or_resume` will resume from, as MMEngine picks it."""
+        """The checkpoint to resume from, checked, and set as ``load_from``; None without one.
+
+        As MMEngine picks it (``--resume PATH``, else the file ``last_checkpoint`` names in
+        the work dir), but with an error naming the file rather than a traceback when it
+        does not exist, the work dir's own copy when the work dir was moved or copied
+        (``last_checkpoint`` holds the absolute path it was written with), and an error
+        rather than a fresh start over the old run's files when the work dir has
+        checkpoints but no ``last_checkpoint``.
+        """
         if not self._resume:
             return None
-        return self._load_from or find_latest_checkpoint(self.work_dir)
+        if self._load_from is None:
+            self._load_from = self._last_checkpoint()
+        path = self._load_from
+        if path is not None and '://' not in path and not osp.isfile(path):
+            raise CheckpointError(f'cannot resume from {path}: no such file')
+        return path
+
+    def _last_checkpoint(self) -> Optional[str]:
+        """The file ``last_checkpoint`` names, in this work dir if it was moved or copied."""
+        record = osp.join(self.work_dir, 'last_checkpoint')
+        if not osp.isfile(record):
+            checkpoints = sorted(glob.glob(osp.join(self.work_dir, '*.pth')))
+            if checkpoints:
+                raise CheckpointError(
+                    f'cannot resume: {self.work_dir} holds checkpoints '
+                    f'({", ".join(map(osp.basename, checkpoints))}) but no last_checkpoint '
+                    f'file naming the one to resume from; name it: --resume PATH')
+            return None
+        path = find_latest_checkpoint(self.work_dir)
+        if '://' in path:  # a checkpoint hook's remote out_dir
+            return path
+        here = osp.join(self.work_dir, osp.basename(path))
+        if osp.abspath(osp.dirname(path)) != osp.abspath(self.work_dir) and osp.isfile(here):
+            self.logger.warning(f'{record} names {path}, outside the work dir: resuming from '
+                                f'its copy {here} (the work dir was moved or copied)')
+            return here
+        if not osp.isfile(path):
+            raise CheckpointError(f'cannot resume: {record} names {path}, which does not exist')
+        return path
 
     @master_only
     def save_checkpoint(self,
@@ -180,6 +223,8 @@ class Runner(MMEngineRunner):
             super().save_checkpoint(out_dir, filename, **options)
             return
         destination = osp.join(out_dir, filename)
+        for stale in remove_stale_temporaries(osp.dirname(destination)):
+            self.logger.warning(f'removed {stale}, left by a run killed while it wrote it')
         temporary = temporary_name(destination)
         try:
             super().save_checkpoint(out_dir, osp.relpath(temporary, out_dir), **options)

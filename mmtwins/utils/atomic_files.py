@@ -2,10 +2,15 @@
 
 A file is written under a temporary name in its own folder, flushed to disk, then renamed
 over the destination with ``os.replace``, which is atomic on POSIX and Windows: a process
-killed at any moment leaves the destination as it was, plus at most a stray temporary file.
+killed at any moment leaves the destination as it was, plus at most a stray temporary file,
+which :func:`remove_stale_temporaries` removes later.
 """
 import os
 import os.path as osp
+import re
+from typing import List
+
+_TEMPORARY = re.compile(r'^\..+\.(\d+)\.tmp$')
 
 
 def temporary_name(path: str) -> str:
@@ -17,6 +22,47 @@ def temporary_name(path: str) -> str:
     """
     folder, name = osp.split(path)
     return osp.join(folder, f'.{name}.{os.getpid()}.tmp')
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Removes the temporary files in ``folder`` of writers that no longer run.
+
+    Those of :func:`temporary_name`, whose process was killed while it wrote them; only on
+    POSIX, where a process id can be probed.
+
+    Args:
+        folder: Where the files were written.
+
+    Returns:
+        The paths removed.
+
+    Example:
+        >>> remove_stale_temporaries('work_dirs/exp')  # doctest: +SKIP
+        ['work_dirs/exp/.epoch_3.pth.4242.tmp']
+    """
+    if os.name != 'posix' or not osp.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        match = _TEMPORARY.match(name)
+        if match and not _is_running(int(match.group(1))):
+            path = osp.join(folder, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only probes
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _sync_folder(folder: str) -> None:

@@ -3,6 +3,8 @@ import itertools
 import os
 import os.path as osp
 import pickle
+import shutil
+import subprocess
 from copy import deepcopy
 
 import pytest
@@ -14,7 +16,7 @@ from mmengine.runner import Runner as MMEngineRunner
 from torch._dynamo.utils import counters
 from torch.utils.data import Dataset
 
-from mmtwins.converters import read_checkpoint
+from mmtwins.converters import CheckpointError, read_checkpoint
 from mmtwins.engine import Runner
 from mmtwins.engine.runner import _mismatches
 from mmtwins.models.backbones import TwinsSVT
@@ -127,6 +129,59 @@ def test_a_randomly_seeded_run_resumes_with_its_own_seed(tmp_path):
     resumed.train()
     assert resumed.train_dataloader.sampler.seed == uninterrupted.seed
     assert torch.equal(resumed.model.linear.weight, uninterrupted.model.linear.weight)
+
+
+
+def copied_work_dir(trained_work_dir, tmp_path) -> str:
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(trained_work_dir, copy)
+    return copy
+
+
+def test_a_copied_or_moved_work_dir_resumes_from_its_own_checkpoint(trained_work_dir,
+                                                                     tmp_path):
+    copy = copied_work_dir(trained_work_dir, tmp_path)
+    with open(osp.join(copy, 'last_checkpoint')) as record:
+        latest = record.read()
+    assert osp.dirname(latest) == trained_work_dir
+    runner = build_runner(copy, max_epochs=5, resume=True)
+    runner.load_or_resume()
+    assert runner._load_from == osp.join(copy, osp.basename(latest))
+    with open(osp.join(copy, 'last_checkpoint'), 'w') as record:  # the original moved
+        record.write(osp.join(str(tmp_path / 'gone'), osp.basename(latest)))
+    runner = build_runner(copy, max_epochs=5, resume=True)
+    runner.load_or_resume()
+    assert runner._load_from == osp.join(copy, osp.basename(latest))
+
+
+@pytest.mark.parametrize('remove, message', [
+    ('last_checkpoint', r'cannot resume: .*copy holds checkpoints \(epoch_1.pth, '
+                        r'epoch_2.pth.*\) but no last_checkpoint file'),
+    ('latest', r'cannot resume: .*last_checkpoint names .*epoch_\d.pth, which does not exist'),
+])
+def test_resume_refuses_to_start_over_an_unresumable_work_dir(trained_work_dir, tmp_path,
+                                                             remove, message):
+    copy = copied_work_dir(trained_work_dir, tmp_path)
+    record = osp.join(copy, 'last_checkpoint')
+    if remove == 'latest':
+        with open(record) as file:
+            latest = file.read()
+        with open(record, 'w') as file:  # the copy's own checkpoint, then deleted
+            file.write(osp.join(copy, osp.basename(latest)))
+        os.remove(osp.join(copy, osp.basename(latest)))
+    else:
+        os.remove(record)
+    runner = build_runner(copy, max_epochs=5, resume=True)
+    with pytest.raises(CheckpointError, match=message):
+        runner.train()
+    assert runner.epoch == 0
+
+
+def test_resume_from_a_missing_file_names_it(tmp_path):
+    missing = str(tmp_path / 'nope.pth')
+    runner = build_runner(str(tmp_path / 'work'), resume=True, load_from=missing)
+    with pytest.raises(CheckpointError, match=f'cannot resume from {missing}: no such file'):
+        runner.train()
 
 
 def test_mmengine_runner_cannot_resume_under_weights_only(trained_work_dir, tmp_path):
@@ -265,3 +320,15 @@ def test_only_a_dense_backbones_stage_norms_may_be_extra():
     weights['backbone.stages.3.blocks.2.mlp.fc1.weight'] = torch.zeros(1)
     assert _mismatches(model, weights) == [
         'backbone.stages.3.blocks.2.mlp.fc1.weight: not in the model']
+
+
+def test_a_save_removes_the_temporaries_of_writers_killed_before(tmp_path):
+    finished = subprocess.Popen(['true'])
+    finished.wait()
+    stale = tmp_path / f'.epoch_1.pth.{finished.pid}.tmp'
+    running = tmp_path / f'.epoch_1.pth.{os.getppid()}.tmp'
+    for partial in (stale, running):
+        partial.write_bytes(b'half a checkpoint')
+    build_runner(str(tmp_path), max_epochs=1).train()
+    assert not stale.exists() and running.exists()
+    assert (tmp_path / 'epoch_1.pth').is_file()
