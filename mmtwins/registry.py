@@ -52,7 +52,8 @@ RUNNERS = Registry(
     'runner', parent=MMENGINE_RUNNERS, scope=SCOPE, locations=['mmtwins.engine'])
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE)
+LOOPS = Registry(
+    'loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['mmtwins.engine'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mmtwins.engine'])
 LOG_PROCESSORS = Registry(

@@ -11,7 +11,10 @@ MMEngine 0.10.7 has four problems for a run that can be killed at any moment:
 * Validation draws from the same generators as training (its data loader seeds torch's), so
   a run's training depends on whether, and where, validation happened.
 * On resume, ``IterBasedTrainLoop`` draws again the batches already trained, through the
-  random data pipeline, before the first new one.
+  random data pipeline, before the first new one; ``EpochBasedTrainLoop`` resumes a checkpoint
+  saved within an epoch from the epoch's start (:class:`mmtwins.engine.EpochBasedTrainLoop`
+  draws the trained batches again instead, with the states of the epoch's start, which this
+  hook saves too).
 
 :class:`CheckpointHook` writes the checkpoint (atomically, through
 :meth:`mmtwins.engine.Runner.save_checkpoint`), then ``last_checkpoint`` (atomically), and
@@ -24,15 +27,19 @@ from typing import Iterator, List, Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
+from mmengine.runner import EpochBasedTrainLoop as MMEngineEpochBasedTrainLoop
 from mmengine.runner import IterBasedTrainLoop
 
 from mmtwins.registry import HOOKS
 from mmtwins.utils.atomic_files import write_text_atomically
+from .loops import EpochBasedTrainLoop
 from .random_states import RandomStates, capture_random_states, restore_random_states
 from .runner import Runner
 
 #: The checkpoint key of the random states.
 RANDOM_STATES_KEY = 'random_states'
+#: The checkpoint key of the random states its epoch started drawing batches with.
+EPOCH_START_STATES_KEY = 'epoch_start_random_states'
 
 
 @HOOKS.register_module()
@@ -51,6 +58,7 @@ class CheckpointHook(MMEngineCheckpointHook):
         super().__init__(*args, **kwargs)
         self._states_before_validation: Optional[RandomStates] = None
         self._loaded_states: Optional[RandomStates] = None
+        self._loaded_epoch_start_states: Optional[RandomStates] = None
         self._loaded_iter: Optional[int] = None
 
     def before_run(self, runner) -> None:
@@ -66,16 +74,21 @@ class CheckpointHook(MMEngineCheckpointHook):
         # training continues from, not those validation has drawn from since.
         checkpoint[RANDOM_STATES_KEY] = (self._states_before_validation
                                          or capture_random_states())
+        epoch_start_states = getattr(runner.train_loop, 'epoch_start_states', None)
+        if epoch_start_states is not None:
+            checkpoint[EPOCH_START_STATES_KEY] = epoch_start_states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded_states = checkpoint.get(RANDOM_STATES_KEY)
+        self._loaded_epoch_start_states = checkpoint.get(EPOCH_START_STATES_KEY)
         self._loaded_iter = checkpoint.get('meta', {}).get('iter')
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if self._loaded_iter is not None and 0 < runner.iter == self._loaded_iter:
-            _restore_when_training_continues(runner, self._loaded_states)
-        self._loaded_states = self._loaded_iter = None
+            _restore_when_training_continues(runner, self._loaded_states,
+                                             self._loaded_epoch_start_states)
+        self._loaded_states = self._loaded_epoch_start_states = self._loaded_iter = None
 
     def before_val(self, runner) -> None:
         self._states_before_validation = capture_random_states()
@@ -158,18 +171,34 @@ class _DeferredRemovals:
         self.pending.append(path)
 
 
-def _restore_when_training_continues(runner, states: Optional[RandomStates]) -> None:
+def _restore_when_training_continues(runner, states: Optional[RandomStates],
+                                     epoch_start_states: Optional[RandomStates]) -> None:
     """Restores the random states of the checkpoint a run resumes from, at the right time."""
+    loop = runner.train_loop
     if states is None:
         runner.logger.warning(
             'The checkpoint holds no random states (it was not written by '
             'mmtwins.CheckpointHook): training continues, but draws other random '
             'numbers than the interrupted run would have.')
-    elif isinstance(runner.train_loop, IterBasedTrainLoop):
-        loop = runner.train_loop
+    elif isinstance(loop, IterBasedTrainLoop):
         loop.dataloader_iterator = _RestoreAfterReplay(
             loop.dataloader_iterator, replayed=runner.iter, states=states)
+    elif isinstance(loop, EpochBasedTrainLoop) and loop.trained_in_epoch:
+        if epoch_start_states is None:
+            runner.logger.warning(
+                'The checkpoint, saved within an epoch, holds no random states of the '
+                'epoch\'s start: the epoch continues with the batches the interrupted run '
+                'would have drawn, augmented with other random numbers.')
+        loop.resume_within_epoch(epoch_start_states, states)
+        _warn_if_workers_persist(runner)
     else:
+        if isinstance(loop, MMEngineEpochBasedTrainLoop) and \
+                runner.iter % len(loop.dataloader):
+            runner.logger.warning(
+                f'The checkpoint was saved within an epoch (iteration {runner.iter}): '
+                f'{type(loop).__name__} trains that epoch again from its first batch. '
+                f'With train_cfg type=\'mmtwins.EpochBasedTrainLoop\' the run continues '
+                f'where it stopped, exactly.')
         restore_random_states(states)
         _warn_if_workers_persist(runner)
 

@@ -171,6 +171,24 @@ def test_iteration_based_run_killed_resumes_exactly(colour_dataset, tmp_path):
     assert_same_weights(final['killed'], final['uninterrupted'])
 
 
+
+def test_checkpoint_within_an_epoch_resumes_exactly(colour_dataset, tmp_path):
+    """Epochs of 4 iterations, a checkpoint every 3: iter_6.pth is saved within epoch 2, and
+    the resumed run draws that epoch's first 2 batches again with its workers seeded as then."""
+    config = write_config(tmp_path, colour_dataset, max_keep_ckpts=4)
+    config.write_text(config.read_text()
+                      + "default_hooks['checkpoint'].update(by_epoch=False, interval=3)\n")
+    workers = ['--cfg-options', 'train_dataloader.num_workers=2',
+               'train_dataloader.persistent_workers=False']
+    uninterrupted, resumed = tmp_path / 'uninterrupted', tmp_path / 'resumed'
+    train(str(config), '--work-dir', str(uninterrupted), *workers)
+    train(str(config), '--work-dir', str(resumed), '--resume', str(uninterrupted / 'iter_6.pth'),
+          *workers)
+    assert sorted(path.name for path in resumed.glob('*.pth')) == ['iter_12.pth', 'iter_9.pth']
+    assert_same_weights(read_checkpoint(str(resumed / 'iter_12.pth'))['state_dict'],
+                        read_checkpoint(str(uninterrupted / 'iter_12.pth'))['state_dict'])
+
+
 def test_killed_mid_checkpoint_write_keeps_the_previous_one(reference, tmp_path):
     config, reference_dir = reference
     result = subprocess.run(

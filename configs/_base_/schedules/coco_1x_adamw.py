@@ -2,7 +2,9 @@
 # R-CNN value; RetinaNet configs set 1e-4), weight decay 1e-4 on every parameter, 500 linear
 # warm-up iterations from 0.001 x lr, lr divided by 10 after epochs 8 and 11.
 max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+# mmtwins' loop resumes a checkpoint saved within an epoch where it stopped (MMEngine's
+# restarts the epoch).
+train_cfg = dict(type='mmtwins.EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

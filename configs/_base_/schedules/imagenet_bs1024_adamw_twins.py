@@ -32,7 +32,9 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
+# mmtwins' loop resumes a checkpoint saved within an epoch where it stopped (MMEngine's
+# restarts the epoch).
+train_cfg = dict(type='mmtwins.EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=1024)
