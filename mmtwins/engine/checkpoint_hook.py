@@ -23,6 +23,7 @@ every checkpoint and restores them when training resumes from it (after that rep
 runs validation on a copy of the random states, so training continues after it as if it had
 not run.
 """
+import inspect
 from typing import Iterator, List, Optional, Sequence
 
 from mmengine.dist import is_main_process
@@ -67,6 +68,12 @@ class CheckpointHook(MMEngineCheckpointHook):
                 f'mmtwins.CheckpointHook needs mmtwins.engine.Runner, whose checkpoint '
                 f'writes are atomic; got {type(runner).__module__}.{type(runner).__name__}. '
                 f'Run it with tools/train.py, or build mmtwins.engine.Runner.from_cfg(cfg).')
+        # MMEngine passes the options it does not know on to every save_checkpoint call:
+        # a misspelt one would fail only at the first save, after an epoch of training.
+        unknown = sorted(set(self.args) - set(inspect.signature(runner.save_checkpoint).parameters))
+        if unknown:
+            raise TypeError(f'CheckpointHook got unknown options {", ".join(unknown)} '
+                            f'(default_hooks.checkpoint in a config)')
         super().before_run(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -99,6 +99,13 @@ def test_refuses_a_runner_whose_writes_are_not_atomic(tmp_path):
         build_runner(tmp_path, runner_class=MMEngineRunner).train()
 
 
+
+def test_a_misspelt_option_is_refused_before_training(tmp_path):
+    runner = build_runner(tmp_path, checkpoint=dict(max_keep_ckpt=1))
+    with pytest.raises(TypeError, match='CheckpointHook got unknown options max_keep_ckpt'):
+        runner.train()
+    assert runner.iter == 0
+
 @pytest.mark.parametrize('persistent', [True, False])
 def test_resume_warns_when_workers_keep_their_random_states(tmp_path, persistent):
     loader = dict(num_workers=1, persistent_workers=persistent)
