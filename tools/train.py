@@ -62,8 +62,8 @@ def main(argv=None) -> None:
         sys.exit(f'error: {error}')
     try:
         Runner.from_cfg(cfg).train()
-    except CheckpointError as error:
-        # --resume or load_from names a file that cannot be used.
+    except (CheckpointError, FloatingPointError) as error:
+        # --resume or load_from names a file that cannot be used; the run diverged.
         sys.exit(f'error: {error}')
     release_process_group()
 

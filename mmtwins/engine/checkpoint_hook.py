@@ -24,6 +24,7 @@ runs validation on a copy of the random states, so training continues after it a
 not run.
 """
 import inspect
+import math
 from typing import Iterator, List, Optional, Sequence
 
 from mmengine.dist import is_main_process
@@ -77,6 +78,7 @@ class CheckpointHook(MMEngineCheckpointHook):
         super().before_run(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        _refuse_a_diverged_run(runner)
         # A checkpoint saved during validation (the best one) records the states that
         # training continues from, not those validation has drawn from since.
         checkpoint[RANDOM_STATES_KEY] = (self._states_before_validation
@@ -176,6 +178,23 @@ class _DeferredRemovals:
 
     def rmtree(self, path: str) -> None:
         self.pending.append(path)
+
+
+def _refuse_a_diverged_run(runner) -> None:
+    """Raises rather than save a checkpoint when the last training loss is not finite.
+
+    MMEngine 0.10.7 trains on with a NaN loss and saves its weights, removing good
+    checkpoints beyond ``max_keep_ckpts``.
+    """
+    losses = runner.message_hub.log_scalars.get('train/loss')
+    if losses is None:
+        return
+    loss = float(losses.current())
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f'training loss {loss} at iteration {runner.iter}: the run diverged. No checkpoint '
+            f'is saved from it, and those saved before are kept: resume from one of them '
+            f'with a lower learning rate, for example.')
 
 
 def _restore_when_training_continues(runner, states: Optional[RandomStates],

@@ -22,10 +22,10 @@ _experiment_ids = itertools.count()
 
 
 def build_runner(work_dir, runner_class=Runner, max_epochs=3, loader=(), checkpoint=(),
-                 **runner_options):
+                 model_class=ToyRegressor, **runner_options):
     """A toy runner with ``mmtwins.CheckpointHook`` (keeping 2 checkpoints by default)."""
     return runner_class(
-        model=ToyRegressor(),
+        model=model_class(),
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=ToyDataset(),
@@ -105,6 +105,30 @@ def test_a_misspelt_option_is_refused_before_training(tmp_path):
     with pytest.raises(TypeError, match='CheckpointHook got unknown options max_keep_ckpt'):
         runner.train()
     assert runner.iter == 0
+
+
+class DivergingRegressor(ToyRegressor):
+    """Its loss turns NaN after the 4 iterations of the first epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def loss(self, inputs, targets):
+        self.steps += 1
+        losses = super().loss(inputs, targets)
+        return dict(loss=losses['loss'] * float('nan')) if self.steps > 4 else losses
+
+
+def test_a_diverged_run_stops_without_saving_and_keeps_its_checkpoints(tmp_path):
+    runner = build_runner(tmp_path, model_class=DivergingRegressor,
+                          checkpoint=dict(max_keep_ckpts=1))
+    with pytest.raises(FloatingPointError, match='training loss nan at iteration 8: the run '
+                       'diverged. No checkpoint is saved'):
+        runner.train()
+    assert sorted(path.name for path in tmp_path.glob('*.pth')) == ['epoch_1.pth']
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_1.pth')
+    assert not list(tmp_path.glob('.*.tmp'))
 
 @pytest.mark.parametrize('persistent', [True, False])
 def test_resume_warns_when_workers_keep_their_random_states(tmp_path, persistent):
