@@ -345,7 +345,8 @@ def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str,
     """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set.
 
     Args:
-        purpose: What the checkpoint was to be, for the message: ``'tested'``, ...
+        purpose: What the checkpoint was to be, for the message: ``'tested'`` or
+            ``'resumed'``.
     """
     mismatches = _mismatches(model, state_dict, prefix='', complete=True)
     if mismatches:

@@ -86,8 +86,8 @@ def test_overlay_is_painted_over_the_image(segmentor, image, tmp_path):
 def test_out_file_is_checked_before_inference(segmentor, image, tmp_path, monkeypatch):
     import mmseg.apis
     monkeypatch.setattr(mmseg.apis, 'inference_model', None)  # fails if called
-    with pytest.raises(ValueError, match=r"out_file: cannot write an image to '.*overlay.txt'; use an "
-                       r"image extension such as .png or .jpg"):
+    with pytest.raises(ValueError, match=r"out_file: cannot write an image to "
+                       r"'.*overlay.txt'; use an image extension such as .png or .jpg"):
         inference_model(segmentor, [image, image],
                         out_file=[str(tmp_path / 'a.png'), str(tmp_path / 'overlay.txt')])
     assert list(tmp_path.iterdir()) == []
