@@ -53,6 +53,12 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
     if keys_family != family:
         raise CheckpointError(f'the keys are those of a {keys_family} checkpoint in the '
                               f'{fmt} format, not of {family}')
+    return _renamed_to_reference(state_dict, family, fmt)
+
+
+def _renamed_to_reference(state_dict: Mapping[str, Tensor], family: str,
+                          fmt: str) -> StateDict:
+    """:func:`to_reference` of keys whose ``family`` and ``fmt`` are checked."""
     body, extras = split_backbone(state_dict)
     if family == 'davit':
         reference, head_rule = davit_to_reference(body, fmt), DAVIT_HEAD_RULE
@@ -65,7 +71,7 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
     if dropped:
         warnings.warn(f'Dropped {len(dropped)} keys that belong to neither the '
                       f'backbone nor a classifier head, for example: '
-                      f'{", ".join(dropped[:5])}', stacklevel=2)
+                      f'{", ".join(dropped[:5])}', stacklevel=3)
     return reference
 
 
@@ -130,7 +136,7 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
     if fmt == 'mmtwins':
         return _with_backbone_prefix(state_dict), family, fmt
     backbone_and_classifier, task_heads = _split_task_heads(state_dict)
-    reference = to_reference(backbone_and_classifier, family, fmt)
+    reference = _renamed_to_reference(backbone_and_classifier, family, fmt)
     return {**_reference_to_mmtwins(reference, family), **task_heads}, family, fmt
 
 
