@@ -243,20 +243,21 @@ def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
             :func:`~mmtwins.apis.task_of` cannot tell.
 
     Example:
-        >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
-        >>> result = inference_model(model, 'demo/grace_hopper.jpg')
-        >>> sorted(result)
+        With weight files of yours (so the doctest skips it):
+
+        >>> model = get_model('svt-s_8xb128_in1k',
+        ...                   pretrained='alt_gvt_small.pth')  # doctest: +SKIP
+        >>> result = inference_model(model, 'demo/grace_hopper.jpg')  # doctest: +SKIP
+        >>> sorted(result)  # doctest: +SKIP
         ['pred_class', 'pred_label', 'pred_score', 'pred_scores']
-        >>> top5 = np.argsort(-result['pred_scores'])[:5]  # class indices, best first
         >>> segmentor = get_model('upernet_svt-s_8xb2-160k_ade20k-512x512',
-        ...                       pretrained='work_dirs/upernet_svt-s/iter_160000.pth')
-        >>> inference_model(segmentor, 'demo/grace_hopper.jpg', out_file='overlay.png')[
-        ...     'pred_label_map'].shape
+        ...                       pretrained='iter_160000.pth')  # doctest: +SKIP
+        >>> inference_model(segmentor, 'demo/grace_hopper.jpg',
+        ...                 out_file='overlay.png')['pred_label_map'].shape  # doctest: +SKIP
         (600, 512)
         >>> detector = get_model('mask-rcnn_svt-s_fpn_1x_coco',
-        ...                      pretrained='work_dirs/mask-rcnn_svt-s/epoch_12.pth')
-        >>> result = inference_model(detector, 'demo/grace_hopper.jpg', out_file='boxes.jpg')
-        >>> sorted(result)
+        ...                      pretrained='epoch_12.pth')  # doctest: +SKIP
+        >>> sorted(inference_model(detector, 'demo/grace_hopper.jpg'))  # doctest: +SKIP
         ['bboxes', 'label_names', 'labels', 'masks', 'scores']
     """
     single = not isinstance(images, (list, tuple))

@@ -7,7 +7,7 @@ Example:
     >>> from mmtwins.apis import get_model, list_models
     >>> list_models('*svt*', task='classification')
     ['svt-b_8xb128_in1k', 'svt-l_16xb64_in1k', 'svt-s_8xb128_in1k']
-    >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')
+    >>> model = get_model('svt-s_8xb128_in1k', pretrained='alt_gvt_small.pth')  # doctest: +SKIP
 """
 import copy
 import difflib
@@ -293,9 +293,10 @@ def get_model(model: Union[str, Path, Config],
         set as mmpretrain's inferencers expect.
 
     Example:
-        >>> model = get_model('davit-tiny_3rdparty_in1k', pretrained='davit_tiny.pth')
+        >>> model = get_model('davit-tiny_3rdparty_in1k')  # fresh weights
         >>> model.extract_feat(torch.rand(1, 3, 224, 224))[0].shape
         torch.Size([1, 768])
+        >>> model = get_model('davit_tiny', pretrained='davit_tiny.pth')  # doctest: +SKIP
     """
     config, info = _resolve(model)
     if pretrained is True:

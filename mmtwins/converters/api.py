@@ -41,7 +41,10 @@ def to_reference(state_dict: Mapping[str, Tensor], family: str,
         CheckpointError: If the keys are not those of ``family`` in the ``fmt`` format.
 
     Example:
-        >>> to_reference(mmpretrain_svt.state_dict(), 'twins-svt', 'mmpretrain')
+        >>> from mmpretrain.models import SVT
+        >>> reference = to_reference(SVT('small').state_dict(), 'twins-svt', 'mmpretrain')
+        >>> list(reference)[0]
+        'patch_embeds.0.proj.weight'
     """
     if family not in FAMILIES:
         raise ValueError(f'family={family!r} is not one of {", ".join(FAMILIES)}')
@@ -125,8 +128,9 @@ def convert_to_mmtwins(state_dict_or_checkpoint: Mapping[str, Any],
         ValueError: If the keys match no supported format (or not ``fmt``).
 
     Example:
-        >>> state_dict, family, fmt = convert_to_mmtwins(
-        ...     load_pretrained_state_dict('twins_pcpvt_small.pth'))
+        >>> import timm
+        >>> official = timm.create_model('twins_pcpvt_small').state_dict()
+        >>> state_dict, family, fmt = convert_to_mmtwins(official)
         >>> family, fmt
         ('twins-pcpvt', 'official')
     """
@@ -154,9 +158,10 @@ def to_mmtwins_checkpoint(checkpoint: Mapping[str, Any],
         source: Names the checkpoint in messages.
 
     Example:
-        >>> checkpoint = to_mmtwins_checkpoint(read_checkpoint('alt_gvt_large.pth'))
-        >>> checkpoint['meta']['source_format']
-        'official'
+        >>> import timm
+        >>> official = {'model': timm.create_model('twins_svt_small').state_dict()}
+        >>> to_mmtwins_checkpoint(official)['meta']
+        {'source_format': 'official', 'family': 'twins-svt'}
     """
     try:
         family, fmt = detect_format(unwrap_state_dict(checkpoint, source=source),
@@ -194,8 +199,9 @@ def load_pretrained(module: nn.Module,
         A :class:`~mmtwins.converters.checkpoint.LoadReport`.
 
     Example:
+        >>> from mmtwins.registry import MODELS
         >>> backbone = MODELS.build(dict(type='TwinsSVT', arch='small'))
-        >>> report = load_pretrained(backbone, 'twins_svt_small.pth')
+        >>> report = load_pretrained(backbone, 'twins_svt_small.pth')  # doctest: +SKIP
     """
     state_dict = load_pretrained_state_dict(path)
     prefix = prefix.rstrip('.') + '.' if prefix else ''

@@ -109,8 +109,8 @@ def read_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
         ConnectionError: If an address cannot be downloaded.
 
     Example:
-        >>> checkpoint = read_checkpoint('work_dirs/svt-s/epoch_300.pth')
-        >>> checkpoint['meta']['epoch']
+        >>> checkpoint = read_checkpoint('work_dirs/svt-s/epoch_300.pth')  # doctest: +SKIP
+        >>> checkpoint['meta']['epoch']  # doctest: +SKIP
         300
     """
     path = str(path)
@@ -138,8 +138,8 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any],
         CheckpointError: If what is left is not a dict of tensors.
 
     Example:
-        >>> unwrap_state_dict({'model': {'module.head.bias': b}, 'epoch': 3})
-        {'head.bias': b}
+        >>> unwrap_state_dict({'model': {'module.head.bias': torch.zeros(2)}, 'epoch': 3})
+        {'head.bias': tensor([0., 0.])}
     """
     if key is not None:
         if not isinstance(checkpoint, Mapping) or key not in checkpoint:
@@ -188,7 +188,7 @@ def load_pretrained_state_dict(path: str,
         ConnectionError: If an address cannot be downloaded.
 
     Example:
-        >>> state_dict = load_pretrained_state_dict('twins_svt_small.pth')
+        >>> state_dict = load_pretrained_state_dict('twins_svt_small.pth')  # doctest: +SKIP
     """
     return unwrap_state_dict(read_checkpoint(path, map_location), key=key, source=str(path))
 
@@ -205,7 +205,7 @@ def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None
         path: The destination file.
 
     Example:
-        >>> save_checkpoint_atomically({'state_dict': sd}, 'out/converted.pth')
+        >>> save_checkpoint_atomically({'state_dict': sd}, 'out/converted.pth')  # doctest: +SKIP
     """
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     temporary = temporary_name(path)
@@ -292,8 +292,12 @@ def load_into(module: nn.Module,
             tensor fits.
 
     Example:
-        >>> state_dict, _, _ = convert_to_mmtwins(load_pretrained_state_dict(f))
-        >>> report = load_into(dense_svt_backbone, state_dict, prefix='backbone.')
+        >>> from mmtwins.registry import MODELS
+        >>> classifier_backbone = MODELS.build(dict(type='TwinsSVT', arch='small'))
+        >>> dense_backbone = MODELS.build(dict(type='TwinsSVT', arch='small',
+        ...                                    out_indices=(0, 1, 2, 3),
+        ...                                    norm_after_stage=True))
+        >>> report = load_into(dense_backbone, classifier_backbone.state_dict(), prefix='')
         >>> report.missing_keys
         ['stages.0.norm.bias', 'stages.0.norm.weight', ...]
     """

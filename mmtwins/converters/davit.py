@@ -72,8 +72,8 @@ def davit_to_reference(body: Mapping[str, Tensor], fmt: str) -> StateDict:
         ``norm{i}`` otherwise (a dense backbone).
 
     Example:
-        >>> davit_to_reference({'main_blocks.0.0.0.cpe.0.proj.bias': b}, 'official')
-        {'stages.0.blocks.0.0.cpe1.proj.bias': b}
+        >>> list(davit_to_reference({'main_blocks.0.0.0.cpe.0.proj.bias': None}, 'official'))
+        ['stages.0.blocks.0.0.cpe1.proj.bias']
     """
     rules = BODY_RULES[fmt]
     if fmt == 'mmpretrain':

@@ -86,8 +86,8 @@ def split_backbone(state_dict: Mapping[str, Tensor]) -> Tuple[StateDict, StateDi
         necks); otherwise the body is the whole dict and there are no extras.
 
     Example:
-        >>> split_backbone({'backbone.norm.weight': w, 'head.fc.bias': b})
-        ({'norm.weight': w}, {'head.fc.bias': b})
+        >>> split_backbone({'backbone.norm.weight': 'w', 'head.fc.bias': 'b'})
+        ({'norm.weight': 'w'}, {'head.fc.bias': 'b'})
     """
     if not any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
         return dict(state_dict), {}
@@ -136,6 +136,7 @@ def detect_format(state_dict: Mapping[str, Tensor],
             ``source`` and shows some of its keys.
 
     Example:
+        >>> import timm
         >>> detect_format(timm.create_model('twins_svt_small').state_dict())
         ('twins-svt', 'official')
     """

@@ -75,8 +75,12 @@ def twins_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
             its ``kv``.
 
     Example:
+        >>> import timm
+        >>> from mmtwins.apis import get_model
         >>> reference = timm.create_model('twins_svt_small').state_dict()
+        >>> classifier = get_model('svt-s_8xb128_in1k')
         >>> classifier.load_state_dict(twins_reference_to_mmtwins(reference))
+        <All keys matched successfully>
     """
     # A classifier without its head (timm's num_classes=0) keeps its final norm.
     dense = any(key.startswith('norm_list.') for key in state_dict)
@@ -102,8 +106,12 @@ def davit_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
         ValueError: On a key outside the reference naming.
 
     Example:
+        >>> import timm
+        >>> from mmtwins.apis import get_model
         >>> reference = timm.create_model('davit_tiny').state_dict()
+        >>> classifier = get_model('davit-t_4xb256_in1k')
         >>> classifier.load_state_dict(davit_reference_to_mmtwins(reference))
+        <All keys matched successfully>
     """
     dense = any(re.fullmatch(r'norm\d+\..*', key) for key in state_dict)
     return _rename(state_dict, _DAVIT_BACKBONE_RULES +

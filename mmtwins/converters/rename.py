@@ -29,8 +29,8 @@ def rename_keys(state_dict: Mapping[str, Tensor],
             weights.
 
     Example:
-        >>> rename_keys({'stages.0.0.w': t}, [(r'^stages\\.', 'blocks.')])
-        {'blocks.0.0.w': t}
+        >>> rename_keys({'stages.0.0.w': 't'}, [(r'^stages\\.', 'blocks.')])
+        {'blocks.0.0.w': 't'}
     """
     compiled = [(re.compile(pattern), repl) for pattern, repl in rules]
     renamed: StateDict = {}
@@ -83,8 +83,10 @@ def stage_norm_rule(keys: Iterable[str], norm_pattern: str, stage_pattern: str,
         The rule ``(norm_pattern, chosen replacement)``.
 
     Example:
-        >>> stage_norm_rule(keys, r'^norm(\\d+)\\.', r'^stages\\.(\\d+)\\.',
-        ...                 'head.norm.', r'norm\\1.')
+        >>> classifier_keys = ['stages.0.0.w', 'stages.1.0.w', 'norm1.weight']
+        >>> stage_norm_rule(classifier_keys, r'^norm(\\d+)\\.', r'^stages\\.(\\d+)\\.',
+        ...                 'head.norm.', r'norm\\1.')[1]
+        'head.norm.'
     """
     keys = list(keys)
     last_stage = max(indices_of(keys, stage_pattern), default=-1)

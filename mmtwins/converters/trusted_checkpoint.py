@@ -17,8 +17,9 @@ other pickled object is refused.
 
 Example:
     >>> with trusted_runner_checkpoints():
-    ...     checkpoint = torch.load('work_dirs/exp/epoch_1.pth', weights_only=True)
-    >>> sorted(checkpoint)
+    ...     checkpoint = torch.load('work_dirs/exp/epoch_1.pth',
+    ...                             weights_only=True)  # doctest: +SKIP
+    >>> sorted(checkpoint)  # doctest: +SKIP
     ['message_hub', 'meta', 'optimizer', 'param_schedulers', 'state_dict']
 """
 from contextlib import contextmanager

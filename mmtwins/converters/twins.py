@@ -50,8 +50,10 @@ def split_in_proj(state_dict: Mapping[str, Tensor]) -> StateDict:
         ``*.attn.q.weight|bias`` and ``*.attn.kv.weight|bias``.
 
     Example:
-        >>> split_in_proj({'layers.0.1.attn.attn.in_proj_bias': torch.zeros(96)})
-        {'layers.0.1.attn.q.bias': ..., 'layers.0.1.attn.kv.bias': ...}
+        >>> import torch
+        >>> q_and_kv = split_in_proj({'layers.0.1.attn.attn.in_proj_bias': torch.zeros(96)})
+        >>> {key: tuple(value.shape) for key, value in q_and_kv.items()}
+        {'layers.0.1.attn.q.bias': (32,), 'layers.0.1.attn.kv.bias': (64,)}
     """
     converted: StateDict = {}
     for key, value in state_dict.items():
@@ -80,8 +82,8 @@ def twins_to_reference(body: Mapping[str, Tensor], fmt: str) -> StateDict:
         (a classifier) and ``norm_list.{i}`` otherwise (a dense backbone).
 
     Example:
-        >>> twins_to_reference({'stages.0.0.ffn.layers.1.bias': b}, 'mmpretrain')
-        {'blocks.0.0.mlp.fc2.bias': b}
+        >>> list(twins_to_reference({'stages.0.0.ffn.layers.1.bias': None}, 'mmpretrain'))
+        ['blocks.0.0.mlp.fc2.bias']
     """
     rules = BODY_RULES[fmt]
     if fmt == 'mmseg':

@@ -45,7 +45,8 @@ def restore_random_states(states: RandomStates) -> None:
         states: What :func:`capture_random_states` returned, possibly through a checkpoint.
 
     Example:
-        >>> restore_random_states(read_checkpoint('epoch_3.pth')['random_states'])
+        >>> from mmtwins.converters import read_checkpoint
+        >>> restore_random_states(read_checkpoint('epoch_3.pth')['random_states'])  # doctest: +SKIP
     """
     random.setstate(states['python'])
     np.random.set_state(states['numpy'])

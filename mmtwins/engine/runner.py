@@ -57,8 +57,9 @@ class Runner(MMEngineRunner):
 
     Example:
         >>> from mmengine.config import Config
-        >>> runner = Runner.from_cfg(Config.fromfile('configs/twins/svt-s_8xb128_in1k.py'))
-        >>> runner.train()
+        >>> config = Config.fromfile('configs/twins/svt-s_8xb128_in1k.py')
+        >>> runner = Runner.from_cfg(config)  # doctest: +SKIP
+        >>> runner.train()  # doctest: +SKIP
     """
 
     _testing = False
@@ -212,7 +213,7 @@ class Runner(MMEngineRunner):
             backend_args: Arguments of the file backend of ``out_dir``.
 
         Example:
-            >>> runner.save_checkpoint(runner.work_dir, 'epoch_3.pth')
+            >>> runner.save_checkpoint(runner.work_dir, 'epoch_3.pth')  # doctest: +SKIP
         """
         options = dict(file_client_args=file_client_args, save_optimizer=save_optimizer,
                        save_param_scheduler=save_param_scheduler, meta=meta,

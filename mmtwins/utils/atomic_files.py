@@ -83,8 +83,8 @@ def publish(temporary: str, path: str) -> None:
 
     Example:
         >>> with open(temporary_name('out/a.txt'), 'w') as file:
-        ...     file.write('done')
-        >>> publish(temporary_name('out/a.txt'), 'out/a.txt')
+        ...     file.write('done')  # doctest: +SKIP
+        >>> publish(temporary_name('out/a.txt'), 'out/a.txt')  # doctest: +SKIP
     """
     with open(temporary, 'rb') as file:
         os.fsync(file.fileno())
@@ -100,7 +100,8 @@ def write_text_atomically(path: str, text: str) -> None:
         text: Its new content.
 
     Example:
-        >>> write_text_atomically('work_dirs/exp/last_checkpoint', 'work_dirs/exp/epoch_3.pth')
+        >>> write_text_atomically('work_dirs/exp/last_checkpoint',
+        ...                       'work_dirs/exp/epoch_3.pth')  # doctest: +SKIP
     """
     temporary = temporary_name(path)
     try:

@@ -48,10 +48,13 @@ def compile_model(model: Callable, **kwargs) -> Callable:
         The compiled module or function.
 
     Example:
+        Compiling takes minutes (so the doctest skips it):
+
+        >>> from mmtwins.apis import get_model
         >>> model = get_model('svt-s_8xb128_in1k').eval()
         >>> compiled = compile_model(model, mode='max-autotune-no-cudagraphs')
         >>> with torch.inference_mode():
-        ...     logits = compiled(torch.rand(8, 3, 224, 224), mode='tensor')
+        ...     logits = compiled(torch.rand(8, 3, 224, 224), mode='tensor')  # doctest: +SKIP
     """
     kwargs.setdefault('dynamic', False)
     if kwargs.get('backend', 'inductor') == 'inductor':

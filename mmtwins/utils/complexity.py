@@ -55,7 +55,14 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
         The number of multiply-adds.
 
     Example:
-        >>> analyzer = FlopAnalyzer(model, inputs).set_op_handle(SDPA_OP, sdpa_flop_jit)
+        >>> import torch.nn.functional as F
+        >>> class Attention(nn.Module):
+        ...     def forward(self, q, k, v):
+        ...         return F.scaled_dot_product_attention(q, k, v)
+        >>> q = k = v = torch.rand(2, 3, 49, 32)  # (B, heads, tokens, channels)
+        >>> analyzer = FlopAnalyzer(Attention(), (q, k, v))
+        >>> analyzer.set_op_handle(SDPA_OP, sdpa_flop_jit).total()
+        921984
     """
     query, key, value = (get_shape(tensor) for tensor in inputs[:3])
     # The output's leading dims are those of the broadcast batch and heads (grouped-query
@@ -138,6 +145,7 @@ def task_of_model(model: nn.Module) -> str:
         model: An mmpretrain classifier, mmseg segmentor or mmdet detector.
 
     Example:
+        >>> from mmtwins.apis import get_model
         >>> task_of_model(get_model('upernet_svt-s_8xb2-160k_ade20k-512x512'))
         'segmentation'
     """
@@ -230,7 +238,10 @@ def count_complexity(model: nn.Module,
         The counts, in a :class:`Complexity`.
 
     Example:
+        >>> from mmtwins.apis import get_model
         >>> result = count_complexity(get_model('davit-t_4xb256_in1k'), (384, 384))
+        >>> round(result.flops / 1e9, 2)
+        13.89
     """
     task = task_of_model(model)
     shape = tuple(shape or DEFAULT_SHAPES[task])
@@ -266,6 +277,7 @@ def published_flops(model: nn.Module, result: Complexity) -> Optional[PublishedF
         default (the size the published figures are for).
 
     Example:
+        >>> from mmtwins.apis import get_model
         >>> model = get_model('svt-s_8xb128_in1k')
         >>> published_flops(model, count_complexity(model))
         PublishedFlops(flops=2820000000, counts_attention=False)

@@ -32,6 +32,7 @@ class MultiheadAttention(nn.Module):
         proj_drop: Dropout after the output projection.
 
     Example:
+        >>> import torch
         >>> attn = MultiheadAttention(64, num_heads=2)
         >>> attn(torch.rand(2, 49, 64)).shape
         torch.Size([2, 49, 64])
@@ -135,6 +136,7 @@ class WindowAttention(MultiheadAttention):
             :class:`MultiheadAttention`.
 
     Example:
+        >>> import torch
         >>> attn = WindowAttention(64, num_heads=2, window_size=7)
         >>> attn(torch.rand(2, 10, 13, 64)).shape
         torch.Size([2, 10, 13, 64])

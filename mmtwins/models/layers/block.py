@@ -58,6 +58,7 @@ class TransformerBlock(nn.Module):
         with_cpe: Whether to add the two position encodings.
 
     Example:
+        >>> from mmtwins.models.layers import WindowAttention
         >>> block = TransformerBlock(64, WindowAttention(64, 2), norm_eps=1e-6)
         >>> block(torch.rand(2, 14, 14, 64)).shape
         torch.Size([2, 14, 14, 64])

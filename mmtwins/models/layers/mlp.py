@@ -15,6 +15,7 @@ class Mlp(nn.Module):
         drop: Dropout probability after the activation and after ``fc2``.
 
     Example:
+        >>> import torch
         >>> Mlp(64, 256)(torch.rand(2, 7, 7, 64)).shape
         torch.Size([2, 7, 7, 64])
     """

@@ -12,6 +12,7 @@ class ConvPositionEncoding(nn.Module):
         kernel_size: Odd side of the depthwise kernel (stride 1, same padding).
 
     Example:
+        >>> import torch
         >>> ConvPositionEncoding(64)(torch.rand(2, 7, 9, 64)).shape
         torch.Size([2, 7, 9, 64])
     """

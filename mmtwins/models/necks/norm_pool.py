@@ -24,6 +24,7 @@ class NormPoolNeck(BaseModule):
         init_cfg: mmengine ``init_cfg``; the LayerNorm starts at weight 1, bias 0.
 
     Example:
+        >>> import torch
         >>> neck = NormPoolNeck(768, order='pool_norm', eps=1e-5)  # DaViT-T
         >>> neck((torch.rand(2, 768, 7, 7), ))[0].shape
         torch.Size([2, 768])
