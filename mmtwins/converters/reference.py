@@ -5,23 +5,26 @@ the modules in ``mmtwins.models``. Tensors are passed through untouched except
 Twins' GSA ``q`` and ``kv``, which mmtwins stores fused as ``qkv`` (q rows first,
 then k, then v: the order of ``torch.cat([q, kv])``).
 
-A classifier checkpoint (one with a head) maps to ``backbone.*``, ``neck.*`` and
-``head.fc.*``; a dense or backbone-only one (per-stage norms, or no head) maps to the
-``backbone.*`` keys only: its classification norm and head, if any, are dropped.
+A classifier checkpoint maps to ``backbone.*``, ``neck.*`` (its final norm) and, if it
+has a head, ``head.fc.*``; a dense one (per-stage norms) maps to the ``backbone.*`` keys
+only: a classification norm and head, if it has any, are dropped.
 """
 import re
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-StateDict = Dict[str, Tensor]
-# (pattern matched against the whole key, target template or None to drop)
-Rule = Tuple[str, Optional[str]]
+from .rename import StateDict
+
+#: A key mapping: a pattern matched against the whole key, and the target template
+#: (``match.expand``) or None to drop the key. Unlike :data:`~.rename.Rule`s, which
+#: rewrite keys step by step, the first mapping that matches decides.
+KeyMapping = Tuple[str, Optional[str]]
 
 _TWINS_BLOCK_PART = (r'(norm1|norm2|attn\.(?:qkv|q|kv|proj|sr|norm)|'
                      r'mlp\.fc1|mlp\.fc2)\.(weight|bias)')
-_TWINS_BACKBONE_RULES: Tuple[Rule, ...] = (
+_TWINS_BACKBONE_RULES: Tuple[KeyMapping, ...] = (
     (r'patch_embeds\.(\d+)\.(proj|norm)\.(weight|bias)',
      r'backbone.stages.\1.patch_embed.\2.\3'),
     (r'blocks\.(\d+)\.(\d+)\.' + _TWINS_BLOCK_PART,
@@ -30,14 +33,14 @@ _TWINS_BACKBONE_RULES: Tuple[Rule, ...] = (
      r'backbone.stages.\1.pos_enc.proj.\2'),
     (r'norm_list\.(\d+)\.(weight|bias)', r'backbone.stages.\1.norm.\2'),
 )
-_TWINS_CLASSIFIER_RULES: Tuple[Rule, ...] = (
+_TWINS_CLASSIFIER_RULES: Tuple[KeyMapping, ...] = (
     (r'norm\.(weight|bias)', r'neck.norm.\1'),
     (r'head\.(weight|bias)', r'head.fc.\1'),
 )
 
 _DAVIT_BLOCK_PART = (r'(cpe1\.proj|cpe2\.proj|norm1|norm2|attn\.qkv|attn\.proj|'
                      r'mlp\.fc1|mlp\.fc2)\.(weight|bias)')
-_DAVIT_BACKBONE_RULES: Tuple[Rule, ...] = (
+_DAVIT_BACKBONE_RULES: Tuple[KeyMapping, ...] = (
     (r'stem\.conv\.(weight|bias)', r'backbone.stages.0.patch_embed.proj.\1'),
     (r'stem\.norm\.(weight|bias)', r'backbone.stages.0.patch_embed.norm.\1'),
     (r'stages\.(\d+)\.downsample\.conv\.(weight|bias)',
@@ -50,7 +53,7 @@ _DAVIT_BACKBONE_RULES: Tuple[Rule, ...] = (
      r'backbone.stages.\1.blocks.\2.channel.\3.\4'),
     (r'norm(\d+)\.(weight|bias)', r'backbone.stages.\1.out_norm.\2'),
 )
-_DAVIT_CLASSIFIER_RULES: Tuple[Rule, ...] = (
+_DAVIT_CLASSIFIER_RULES: Tuple[KeyMapping, ...] = (
     (r'head\.norm\.(weight|bias)', r'neck.norm.\1'),
     (r'head\.fc\.(weight|bias)', r'head.fc.\1'),
 )
@@ -82,7 +85,8 @@ def twins_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
         >>> classifier.load_state_dict(twins_reference_to_mmtwins(reference))
         <All keys matched successfully>
     """
-    # A classifier without its head (timm's num_classes=0) keeps its final norm.
+    # Dense means per-stage norms, not a missing head: a classifier without its head
+    # (timm's num_classes=0) keeps its final norm.
     dense = any(key.startswith('norm_list.') for key in state_dict)
     renamed = _rename(state_dict, _TWINS_BACKBONE_RULES +
                       _classifier_rules(_TWINS_CLASSIFIER_RULES, dense), 'Twins')
@@ -118,20 +122,32 @@ def davit_reference_to_mmtwins(state_dict: Mapping[str, Tensor]) -> StateDict:
                    _classifier_rules(_DAVIT_CLASSIFIER_RULES, dense), 'DaViT')
 
 
-def _classifier_rules(rules: Sequence[Rule], dense: bool) -> Tuple[Rule, ...]:
+def _classifier_rules(rules: Sequence[KeyMapping], dense: bool) -> Tuple[KeyMapping, ...]:
     """The classifier rules, or rules that drop those keys for a dense model."""
     return tuple((pattern, None if dense else target) for pattern, target in rules)
 
 
-def _rename(state_dict: Mapping[str, Tensor], rules: Sequence[Rule],
+def _rename(state_dict: Mapping[str, Tensor], mappings: Sequence[KeyMapping],
             family: str) -> StateDict:
-    renamed, unknown = {}, []
+    """Maps every key by the first of ``mappings`` that matches it whole.
+
+    Raises:
+        ValueError: If a key matches no mapping, or two keys map to one (timm's
+            ``blocks.0.0`` and ``blocks.0.spatial_block`` spellings of one tensor,
+            say): keeping either would silently drop weights.
+    """
+    renamed: StateDict = {}
+    sources, unknown = {}, []
     for key, value in state_dict.items():
-        for pattern, target in rules:
+        for pattern, target in mappings:
             match = re.fullmatch(pattern, key)
             if match:
                 if target is not None:
-                    renamed[match.expand(target)] = value
+                    new_key = match.expand(target)
+                    if new_key in renamed:
+                        raise ValueError(f'{sources[new_key]} and {key} both map to '
+                                         f'{new_key}: not one {family} checkpoint')
+                    renamed[new_key], sources[new_key] = value, key
                 break
         else:
             unknown.append(key)
