@@ -11,7 +11,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from mmtwins.utils.atomic_files import publish, temporary_name
+from mmtwins.utils.atomic_files import atomic_destination
 from .rename import StateDict
 from .trusted_checkpoint import trusted_runner_checkpoints
 
@@ -208,14 +208,8 @@ def save_checkpoint_atomically(checkpoint: Mapping[str, Any], path: str) -> None
         >>> save_checkpoint_atomically({'state_dict': sd}, 'out/converted.pth')  # doctest: +SKIP
     """
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    temporary = temporary_name(path)
-    try:
-        with open(temporary, 'wb') as file:
-            torch.save(checkpoint, file)
-        publish(temporary, path)
-    finally:
-        if osp.exists(temporary):
-            os.unlink(temporary)
+    with atomic_destination(path) as temporary, open(temporary, 'wb') as file:
+        torch.save(checkpoint, file)
 
 
 class LoadReport(NamedTuple):

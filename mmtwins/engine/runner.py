@@ -47,7 +47,7 @@ from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_che
                                 unwrap_state_dict)
 from mmtwins.converters.checkpoint import shape_mismatches
 from mmtwins.registry import RUNNERS
-from mmtwins.utils.atomic_files import publish, remove_stale_temporaries, temporary_name
+from mmtwins.utils.atomic_files import atomic_destination, remove_stale_temporaries
 from mmtwins.utils.compile import compile_model
 
 
@@ -226,13 +226,8 @@ class Runner(MMEngineRunner):
         destination = osp.join(out_dir, filename)
         for stale in remove_stale_temporaries(osp.dirname(destination)):
             self.logger.warning(f'removed {stale}, left by a run killed while it wrote it')
-        temporary = temporary_name(destination)
-        try:
+        with atomic_destination(destination) as temporary:
             super().save_checkpoint(out_dir, osp.relpath(temporary, out_dir), **options)
-            publish(temporary, destination)
-        finally:
-            if osp.exists(temporary):
-                os.unlink(temporary)
 
     def _maybe_compile(self, target: str) -> None:
         """Compiles the model's training forward if the config's ``compile`` asks for it.

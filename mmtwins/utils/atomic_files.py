@@ -8,7 +8,8 @@ which :func:`remove_stale_temporaries` removes later.
 import os
 import os.path as osp
 import re
-from typing import List
+from contextlib import contextmanager
+from typing import Iterator, List
 
 _TEMPORARY = re.compile(r'^\..+\.(\d+)\.tmp$')
 
@@ -74,22 +75,39 @@ def _sync_folder(folder: str) -> None:
         os.close(descriptor)
 
 
-def publish(temporary: str, path: str) -> None:
-    """Flushes a fully written temporary file to disk and renames it to ``path``.
+@contextmanager
+def atomic_destination(path: str) -> Iterator[str]:
+    """Gives the temporary file to write ``path`` through, and publishes it at the end.
+
+    When the block completes, the temporary file is flushed to disk and renamed to
+    ``path`` in one step; when it raises, ``path`` stays as it was. Either way no
+    temporary file is left behind (unless the process is killed: see
+    :func:`remove_stale_temporaries`).
 
     Args:
-        temporary: The complete new content, in the same folder as ``path``.
-        path: The destination, replaced in one step if it exists.
+        path: The destination file; its folder must exist.
+
+    Yields:
+        The temporary file's path (:func:`temporary_name`), in the same folder.
 
     Example:
-        >>> with open(temporary_name('out/a.txt'), 'w') as file:
-        ...     file.write('done')  # doctest: +SKIP
-        >>> publish(temporary_name('out/a.txt'), 'out/a.txt')  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = osp.join(tempfile.mkdtemp(), 'a.txt')
+        >>> with atomic_destination(path) as temporary, open(temporary, 'w') as file:
+        ...     _ = file.write('done')
+        >>> open(path).read()
+        'done'
     """
-    with open(temporary, 'rb') as file:
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _sync_folder(osp.dirname(path))
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        with open(temporary, 'rb') as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        _sync_folder(osp.dirname(path))
+    finally:
+        if osp.exists(temporary):
+            os.unlink(temporary)
 
 
 def write_text_atomically(path: str, text: str) -> None:
@@ -103,11 +121,5 @@ def write_text_atomically(path: str, text: str) -> None:
         >>> write_text_atomically('work_dirs/exp/last_checkpoint',
         ...                       'work_dirs/exp/epoch_3.pth')  # doctest: +SKIP
     """
-    temporary = temporary_name(path)
-    try:
-        with open(temporary, 'w') as file:
-            file.write(text)
-        publish(temporary, path)
-    finally:
-        if osp.exists(temporary):
-            os.unlink(temporary)
+    with atomic_destination(path) as temporary, open(temporary, 'w') as file:
+        file.write(text)
