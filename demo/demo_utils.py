@@ -1,7 +1,9 @@
-"""What the demos share: the ``--out-file`` argument, and the model of the command line,
-checked for the demo's task, with the errors a command-line user can act on.
+"""What the demos share: the ``--out-file`` argument, and the model of the command line
+(its arguments, and the model built from them, checked for the demo's task, with the
+errors a command-line user can act on).
 
 Example:
+    >>> add_model_arguments(parser)
     >>> parser.add_argument('--out-file', type=image_file)
     >>> model = build_model(parser.parse_args(), 'segmentation')
 """
@@ -39,6 +41,27 @@ def image_file(path: str) -> str:
         return check_image_file(path)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the arguments :func:`build_model` reads: ``image``, ``model``, ``--checkpoint``
+    and ``--device``.
+
+    Args:
+        parser: the demo's parser; its own options are added after these.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(description='Segment an image')
+        >>> add_model_arguments(parser)
+        >>> parser.parse_args(['a.jpg', 'svt-s_8xb128_in1k']).device
+        'cpu'
+    """
+    parser.add_argument('image', help='image file')
+    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
+    parser.add_argument(
+        '--checkpoint', help='weights in any supported format (default: the published '
+        'weights of a zoo model, downloaded)')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
 
 
 def build_model(args: argparse.Namespace, task: str) -> torch.nn.Module:

@@ -6,27 +6,35 @@ Example:
 """
 import argparse
 import sys
-from typing import List
+from typing import List, Optional, Sequence
 
 from mmtwins.apis import inference_model
 
 # A sibling module: Python puts the folder of a script it runs first on sys.path.
-from demo_utils import build_model, image_file
+from demo_utils import add_model_arguments, build_model, image_file
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the model arguments (:func:`add_model_arguments`), ``--out-file`` and
+    ``--score-thr``.
+
+    Args:
+        argv: the arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments.
+
+    Example:
+        >>> parse_args(['demo/grace_hopper.jpg', 'mask-rcnn_svt-s_fpn_1x_coco']).score_thr
+        0.3
+    """
     parser = argparse.ArgumentParser(description='Detect objects in an image')
-    parser.add_argument('image', help='image file')
-    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
-    parser.add_argument(
-        '--checkpoint', help='weights in any supported format (default: the published '
-        'weights of a zoo model, downloaded)')
+    add_model_arguments(parser)
     parser.add_argument('--out-file', type=image_file,
                         help='save the image with the detections drawn on it '
                         '(an image file: .png, .jpg, ...)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='list and draw the detections scoring at least this')
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
 
 
@@ -46,7 +54,18 @@ def detection_lines(result: dict, score_thr: float) -> List[str]:
             if score >= score_thr]
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Detects the objects of the image; prints one line per detection and draws
+    them with ``--out-file``.
+
+    Exits with a one-line error when the model or the image cannot be used.
+
+    Args:
+        argv: as for :func:`parse_args`.
+
+    Example:
+        >>> main(['demo/grace_hopper.jpg', 'mask-rcnn_svt-s_fpn_1x_coco'])
+    """
     args = parse_args(argv)
     model = build_model(args, 'detection')
     try:

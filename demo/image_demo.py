@@ -15,21 +15,29 @@ import numpy as np
 from mmtwins.apis import inference_model
 
 # A sibling module: Python puts the folder of a script it runs first on sys.path.
-from demo_utils import build_model, image_file
+from demo_utils import add_model_arguments, build_model, image_file
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the model arguments (:func:`add_model_arguments`), ``--topk`` and
+    ``--out-file``.
+
+    Args:
+        argv: the arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments.
+
+    Example:
+        >>> parse_args(['demo/grace_hopper.jpg', 'svt-s_8xb128_in1k']).topk
+        5
+    """
     parser = argparse.ArgumentParser(description='Classify an image')
-    parser.add_argument('image', help='image file')
-    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
-    parser.add_argument(
-        '--checkpoint', help='weights in any supported format (default: the published '
-        'weights of a zoo model, downloaded)')
+    add_model_arguments(parser)
     parser.add_argument('--topk', type=int, default=5, help='how many classes to show')
     parser.add_argument('--out-file', type=image_file,
                         help='save the image with the predictions drawn on it '
                         '(an image file: .png, .jpg, ...)')
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
 
 
@@ -56,7 +64,18 @@ def draw_predictions(image_path: str, predictions: List[Tuple[str, float]],
     mmcv.imwrite(image, out_file)
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Classifies the image; prints the top classes, best first, and draws them
+    with ``--out-file``.
+
+    Exits with a one-line error when the model or the image cannot be used.
+
+    Args:
+        argv: as for :func:`parse_args`.
+
+    Example:
+        >>> main(['demo/grace_hopper.jpg', 'svt-s_8xb128_in1k', '--topk', '3'])
+    """
     args = parse_args(argv)
     model = build_model(args, 'classification')
     try:

@@ -13,21 +13,30 @@ import numpy as np
 from mmtwins.apis import inference_model
 
 # A sibling module: Python puts the folder of a script it runs first on sys.path.
-from demo_utils import build_model, image_file
+from demo_utils import add_model_arguments, build_model, image_file
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the model arguments (:func:`add_model_arguments`), ``--out-file`` and
+    ``--opacity``.
+
+    Args:
+        argv: the arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments.
+
+    Example:
+        >>> parse_args(['demo/grace_hopper.jpg',
+        ...             'upernet_svt-s_8xb2-160k_ade20k-512x512']).opacity
+        0.5
+    """
     parser = argparse.ArgumentParser(description='Segment an image')
-    parser.add_argument('image', help='image file')
-    parser.add_argument('model', help='a model name of the zoo (or an alias) or a config file')
-    parser.add_argument(
-        '--checkpoint', help='weights in any supported format (default: the published '
-        'weights of a zoo model, downloaded)')
+    add_model_arguments(parser)
     parser.add_argument('--out-file', type=image_file,
                         help='save the image with the label map painted over it '
                         '(an image file: .png, .jpg, ...)')
     parser.add_argument('--opacity', type=float, default=0.5, help='of the painted label map')
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
 
 
@@ -44,7 +53,19 @@ def class_areas(label_map: np.ndarray, classes: Optional[Sequence[str]]) -> Dict
     return {names[i]: float(counts[i] / label_map.size) for i in order}
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Segments the image; prints the share of it each class covers and paints
+    the label map with ``--out-file``.
+
+    Exits with a one-line error when the model or the image cannot be used.
+
+    Args:
+        argv: as for :func:`parse_args`.
+
+    Example:
+        >>> main(['demo/grace_hopper.jpg', 'upernet_svt-s_8xb2-160k_ade20k-512x512',
+        ...       '--checkpoint', 'upernet_svt-s.pth'])
+    """
     args = parse_args(argv)
     model = build_model(args, 'segmentation')
     try:

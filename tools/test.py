@@ -8,6 +8,7 @@ Example:
 """
 import argparse
 import sys
+from typing import Optional, Sequence
 
 from mmengine.config import Config
 
@@ -19,7 +20,19 @@ from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_argumen
                            release_process_group)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the config, the checkpoint, ``--out``, ``--tta`` and the runner's arguments.
+
+    Args:
+        argv: The arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments.
+
+    Example:
+        >>> parse_args(['configs/twins/svt-s_8xb128_in1k.py', 'epoch_300.pth']).checkpoint
+        'epoch_300.pth'
+    """
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -55,8 +68,24 @@ def use_test_time_augmentation(cfg: Config) -> Config:
     return cfg
 
 
-def merge_args(cfg, args):
-    """Applies the command-line options to the config."""
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Applies the checkpoint, ``--tta`` and the runner's arguments to the config.
+
+    Args:
+        cfg: The config of the checkpoint to test; changed in place and returned.
+        args: The parsed command line.
+
+    Returns:
+        ``cfg``.
+
+    Raises:
+        ConfigError: ``--tta`` with a config that has no test-time augmentation.
+
+    Example:
+        >>> args = parse_args(['configs/twins/svt-s_8xb128_in1k.py', 'epoch_300.pth'])
+        >>> merge_args(load_config(args.config), args).load_from
+        'epoch_300.pth'
+    """
     apply_runner_arguments(cfg, args, args.config)
     cfg.load_from = args.checkpoint
     if args.tta:
@@ -73,7 +102,15 @@ def dump_predictions(cfg: Config, out_file: str) -> Config:
     return cfg
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Tests the checkpoint; exits with a one-line error when it cannot.
+
+    Args:
+        argv: As for :func:`parse_args`.
+
+    Example:
+        >>> main(['configs/twins/svt-s_8xb128_in1k.py', 'work_dirs/svt-s/epoch_300.pth'])
+    """
     args = parse_args(argv)
     try:
         cfg = merge_args(load_config(args.config, args.cfg_options), args)

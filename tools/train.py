@@ -7,8 +7,10 @@ Example:
 """
 import argparse
 import sys
+from typing import Optional, Sequence
 
 import torch
+from mmengine.config import Config
 
 from mmtwins.converters import CheckpointError
 from mmtwins.engine import Runner
@@ -17,7 +19,20 @@ from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_argumen
                            release_process_group)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the config, the training options and the runner's arguments.
+
+    Args:
+        argv: The arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments; ``resume`` is ``'auto'`` for ``--resume`` without a
+        checkpoint.
+
+    Example:
+        >>> parse_args(['configs/twins/svt-s_8xb128_in1k.py', '--resume']).resume
+        'auto'
+    """
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='config file')
     parser.add_argument(
@@ -33,8 +48,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def merge_args(cfg, args):
-    """Applies the command-line options to the config."""
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Applies the training options and the runner's arguments to the config.
+
+    Args:
+        cfg: The config to train with; changed in place and returned.
+        args: The parsed command line.
+
+    Returns:
+        ``cfg``.
+
+    Raises:
+        ConfigError: ``--amp`` without a GPU.
+
+    Example:
+        >>> args = parse_args(['configs/twins/svt-s_8xb128_in1k.py', '--no-validate'])
+        >>> merge_args(load_config(args.config), args).val_cfg is None
+        True
+    """
     apply_runner_arguments(cfg, args, args.config)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -53,7 +84,15 @@ def merge_args(cfg, args):
     return cfg
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Trains the model of the config; exits with a one-line error when it cannot.
+
+    Args:
+        argv: As for :func:`parse_args`.
+
+    Example:
+        >>> main(['configs/twins/svt-s_8xb128_in1k.py', '--work-dir', 'work_dirs/svt-s'])
+    """
     args = parse_args(argv)
     try:
         cfg = merge_args(load_config(args.config, args.cfg_options), args)

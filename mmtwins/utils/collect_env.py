@@ -4,7 +4,9 @@ Example:
     $ python -m mmtwins.utils.collect_env --check
 """
 import argparse
+import importlib
 import sys
+from typing import Optional, Sequence
 
 from mmengine.utils import get_git_hash
 from mmengine.utils.dl_utils import collect_env as collect_base_env
@@ -59,19 +61,45 @@ def check_mmcv_ops() -> None:
     pooled = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)(feature, rois)
     expected = torch.tensor([[[[1.5, 3.5], [1.5, 3.5]]]])
     if not torch.allclose(pooled, expected, atol=1e-5):
-        raise RuntimeError(f'mmcv.ops.RoIAlign gave {pooled.tolist()}, expected {expected.tolist()}')
+        raise RuntimeError(f'mmcv.ops.RoIAlign gave {pooled.tolist()}, '
+                           f'expected {expected.tolist()}')
 
 
-def main(argv=None) -> int:
+def import_model_packages() -> None:
+    """Imports the models of mmpretrain, mmseg and mmdet in one process, as mmtwins does.
+
+    :func:`collect_env` imports only their top levels; their model packages are where
+    versions that do not go together clash (with each other, or with mmcv), so an install
+    that mixes them fails here rather than when the first config is built.
+
+    Example:
+        >>> import_model_packages()
+    """
+    for package in ('mmpretrain.models', 'mmseg.models', 'mmdet.models'):
+        importlib.import_module(package)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Prints the environment; with ``--check`` also checks that the stack works.
+
+    Args:
+        argv: the arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The process exit status: 0 (a failing check raises).
+
+    Example:
+        >>> main([])  # doctest: +SKIP
+        sys.platform: linux
+        ...
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true', help='also run the mmcv ops checks')
     args = parser.parse_args(argv)
     for name, value in collect_env().items():
         print(f'{name}: {value}')
     if args.check:
-        import mmdet.models  # noqa: F401
-        import mmpretrain.models  # noqa: F401
-        import mmseg.models  # noqa: F401
+        import_model_packages()
         check_mmcv_ops()
         print('mmcv ops (nms, RoIAlign): OK')
     return 0

@@ -17,7 +17,8 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Counter, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import (Any, Callable, Counter, Dict, Iterator, List, NamedTuple, Optional,
+                    Tuple)
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
@@ -99,7 +100,7 @@ def flop_analyzer(model: nn.Module, inputs: Tuple[Any, ...]) -> FlopAnalyzer:
 class Complexity:
     """What :func:`count_complexity` measured.
 
-    Args:
+    Attributes:
         task: ``'classification'``, ``'segmentation'`` or ``'detection'``.
         input_shape: ``(H, W)`` of the image fed to the model, after its data
             preprocessor (which may pad it).
@@ -127,7 +128,7 @@ class Complexity:
 class PublishedFlops(NamedTuple):
     """A FLOPs figure of the model zoo (``FLOPs`` of a ``metafile.yml`` entry).
 
-    Args:
+    Attributes:
         flops: The figure, in multiply-adds.
         counts_attention: Whether it counts the attention products (``FLOPs Count
             Attention`` of the entry, default true). The official Twins figures leave
@@ -200,16 +201,40 @@ def _preprocessed_batch(model: nn.Module, task: str,
     return data['inputs'], data['data_samples']
 
 
-@contextlib.contextmanager
-def _tensor_mode_forward(model: nn.Module, data_samples: Optional[list]) -> Iterator[None]:
-    """Makes ``model(inputs)`` the tensor-mode forward with these data samples.
+def tensor_mode_forward(model: nn.Module,
+                        data_samples: Optional[list] = None) -> Callable[[torch.Tensor], Any]:
+    """The tensor-mode forward (``mode='tensor'``) of an mmengine model, with its data
+    samples bound: a function of the batch alone.
 
-    The jit trace takes tensors only, so the samples (which detectors need for their
-    proposals) are bound to the forward, as mmdet's get_flops tool does.
+    Tracers and compilers pass tensors only; detectors read the image size from the data
+    samples to place their proposals. Assigned to ``model.forward``, it makes
+    ``model(inputs)`` (hooks included) that forward, as mmdet's get_flops tool does.
+
+    Args:
+        model: An mmpretrain classifier, mmseg segmentor or mmdet detector.
+        data_samples: What the forward takes besides the batch, one per image (see
+            :func:`data_sample`); None for classifiers.
+
+    Returns:
+        The bound forward; it calls the forward of ``model``'s class, so that it can
+        stand in for ``model.forward``.
+
+    Example:
+        >>> from mmtwins.apis import get_model
+        >>> model = get_model('svt-s_8xb128_in1k')
+        >>> model.forward = tensor_mode_forward(model)
+        >>> model(torch.rand(1, 3, 224, 224)).shape
+        torch.Size([1, 1000])
     """
-    own_forward = vars(model).get('forward')
-    model.forward = functools.partial(
+    return functools.partial(
         type(model).forward, model, data_samples=data_samples, mode='tensor')
+
+
+@contextlib.contextmanager
+def _forward_replaced(model: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    """``model.forward`` is ``forward`` inside the block; the model's own one after it."""
+    own_forward = vars(model).get('forward')
+    model.forward = forward
     try:
         yield
     finally:
@@ -250,7 +275,8 @@ def count_complexity(model: nn.Module,
     try:
         with torch.no_grad():
             inputs, data_samples = _preprocessed_batch(model, task, shape)
-            with _tensor_mode_forward(model, data_samples):
+            # The jit trace passes tensors only.
+            with _forward_replaced(model, tensor_mode_forward(model, data_samples)):
                 analyzer = flop_analyzer(model, (inputs, ))
                 flops = analyzer.total()  # traces here, while the forward is bound
     finally:

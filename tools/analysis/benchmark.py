@@ -31,41 +31,17 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from mmtwins.apis import get_model  # noqa: E402
-from mmtwins.models.backbones import DaViT, TwinsPCPVT, TwinsSVT  # noqa: E402
-from mmtwins.models.layers import WindowAttention  # noqa: E402
-from mmtwins.utils import compile_model  # noqa: E402
-from mmtwins.utils.complexity import data_sample, task_of_model  # noqa: E402
-
-
-class TensorForward(nn.Module):
-    """An mmengine model's tensor forward (``mode='tensor'``) as a plain module.
-
-    Args:
-        model: An mmpretrain/mmseg/mmdet model.
-        data_samples: What the forward takes besides the images (a detector's RPN reads
-            the image size from them); None for classifiers.
-
-    Example:
-        >>> logits = TensorForward(get_model('svt-s_8xb128_in1k'))(images)
-    """
-
-    def __init__(self, model: nn.Module, data_samples: Optional[list] = None) -> None:
-        super().__init__()
-        self.model = model
-        self.data_samples = data_samples
-
-    def forward(self, x: Tensor):
-        return self.model(x, data_samples=self.data_samples, mode='tensor')
+from mmtwins.apis import get_model
+from mmtwins.models.backbones import DaViT, TwinsPCPVT, TwinsSVT
+from mmtwins.models.layers import WindowAttention
+from mmtwins.utils import compile_model
+from mmtwins.utils.complexity import data_sample, task_of_model, tensor_mode_forward
 
 
 @dataclass
@@ -80,6 +56,18 @@ class Candidate:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses and checks the command line.
+
+    Args:
+        argv: The arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The parsed arguments, ``input_size`` as ``(H, W)`` (one side given: a square).
+
+    Example:
+        >>> parse_args(['svt-s_8xb128_in1k', '--input-size', '384']).input_size
+        (384, 384)
+    """
     parser = argparse.ArgumentParser(
         description='Inference throughput and training step time of mmtwins models, '
         'interleaved with timm\'s model of the same architecture when timm is installed')
@@ -130,6 +118,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--timer cpu times CPU work; use the wall clock on a GPU')
     if args.memory and args.compile:
         parser.error('--memory measures eager steps; run it without --compile')
+    args.input_size = tuple((args.input_size * 2)[:2])
     return args
 
 
@@ -191,10 +180,19 @@ def timm_name(model: nn.Module) -> Optional[str]:
                  if timm.is_model(alias)), None)
 
 
-def loss_of(output) -> Tensor:
+def loss_of(output: Union[Tensor, Sequence[Tensor]]) -> Tensor:
     """Cross-entropy of logits (class dim 1) against fixed random targets.
 
-    A tuple of outputs (a backbone's maps) sums one such loss per tensor.
+    Args:
+        output: A model's output: logits, or a tuple of them (a backbone's maps), which
+            sums one such loss per tensor.
+
+    Returns:
+        The loss, a scalar.
+
+    Example:
+        >>> loss_of(torch.zeros(2, 10))
+        tensor(2.3026)
     """
     if isinstance(output, (tuple, list)):
         return sum(loss_of(item) for item in output)
@@ -205,16 +203,36 @@ def loss_of(output) -> Tensor:
 
 
 def synchronize(device: torch.device) -> None:
+    """Waits for the work queued on ``device``: CUDA runs asynchronously to the clock.
+
+    Args:
+        device: The device measured; nothing to wait for on CPU.
+    """
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
 
-def inference_step(candidate: Candidate, x: Tensor, autocast) -> None:
+def inference_step(candidate: Candidate, x: Tensor,
+                   autocast: Callable[[], ContextManager]) -> None:
+    """One forward pass of ``candidate`` on ``x``, without autograd.
+
+    Args:
+        candidate: The implementation to run.
+        x: The batch of images.
+        autocast: Makes the context to run in (bf16 autocast or none).
+    """
     with torch.inference_mode(), autocast():
         candidate.module(x)
 
 
-def train_step(candidate: Candidate, x: Tensor, autocast) -> None:
+def train_step(candidate: Candidate, x: Tensor, autocast: Callable[[], ContextManager]) -> None:
+    """One training step of ``candidate`` on ``x``: forward, loss, backward, optimizer step.
+
+    Args:
+        candidate: The implementation to train; its ``optimizer`` must be set.
+        x: The batch of images.
+        autocast: Makes the context of the forward and loss (bf16 autocast or none).
+    """
     with autocast():
         loss = loss_of(candidate.module(x))
     loss.backward()
@@ -275,15 +293,18 @@ def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
     return peak / 2**20
 
 
-def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
-                     input_size: Tuple[int, int]) -> Tuple[List[Candidate], str]:
+def build_candidates(name: str, args: argparse.Namespace,
+                     device: torch.device) -> Tuple[List[Candidate], str]:
     """mmtwins' model and, unless excluded or missing, timm's; and a description."""
     overrides = dict(backbone=dict(with_cp=True)) if args.with_cp else {}
     model = get_model(name, device=device, **overrides)
-    sample = data_sample(task_of_model(model), input_size)
-    candidates = [Candidate('mmtwins', TensorForward(
-        model, None if sample is None else [sample] * args.batch_size))]
-    twin = None if args.no_timm else timm_twin(model, input_size)
+    sample = data_sample(task_of_model(model), args.input_size)
+    # Called with the images alone, as timm's model is; a detector's RPN reads the image
+    # size from the data samples.
+    model.forward = tensor_mode_forward(
+        model, None if sample is None else [sample] * args.batch_size)
+    candidates = [Candidate('mmtwins', model)]
+    twin = None if args.no_timm else timm_twin(model, args.input_size)
     if twin is not None:
         candidates.append(Candidate('timm', twin.to(device)))
         description = f'timm: {timm_name(model) or type(twin).__name__}'
@@ -296,8 +317,9 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
         params = sum(param.numel() for param in candidate.module.parameters())
         description += f', {candidate.label} {params / 1e6:.2f} M params'
     if args.compile:
-        # Every model's wrapper shares one forward code object, which dynamo would
-        # recompile for each model until its recompile limit (8) and then run eagerly.
+        # Models of one class (every classifier is an ImageClassifier) share one forward
+        # code object, which dynamo would recompile for each model until its recompile
+        # limit (8) and then run eagerly.
         torch._dynamo.reset()
         eager = Candidate('eager', candidates[0].module)
         for candidate in candidates:
@@ -309,16 +331,15 @@ def build_candidates(name: str, args: argparse.Namespace, device: torch.device,
 def benchmark(name: str, args: argparse.Namespace) -> List[Tuple[str, ...]]:
     """Measures one model; prints its lines and returns its summary rows."""
     device = torch.device(args.device)
-    input_size = (args.input_size * 2)[:2]
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = torch.randn(args.batch_size, 3, *input_size, device=device).contiguous(
+    x = torch.randn(args.batch_size, 3, *args.input_size, device=device).contiguous(
         memory_format=memory_format)
 
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16) \
             if args.dtype == 'bf16' else contextlib.nullcontext()
 
-    candidates, description = build_candidates(name, args, device, input_size)
+    candidates, description = build_candidates(name, args, device)
     print(f'{name} ({description})', flush=True)
     measurements = []
     if not args.no_inference:
@@ -385,7 +406,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     layout = ', channels_last' if args.channels_last else ''
     print(f'{args.device}, {torch.get_num_threads()} threads, {args.timer} clock, '
           f'batch {args.batch_size}, '
-          f'{"x".join(map(str, (args.input_size * 2)[:2]))}, {args.dtype}{layout}, '
+          f'{"x".join(map(str, args.input_size))}, {args.dtype}{layout}, '
           f'{mode}, torch {torch.__version__}; {args.warmup} warm-up and {args.rounds} '
           f'rounds of {args.iters} iterations', flush=True)
     rows = []
