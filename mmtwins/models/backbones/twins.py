@@ -116,100 +116,8 @@ def init_twins_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class _Twins(PyramidBackbone):
-    """The Twins trunk; PCPVT and SVT differ in ``arch_zoo`` and ``windows``.
-
-    ``windows=None`` makes every block GSA (PCPVT); a dict of ``window_size`` and
-    ``window_padding`` makes the even-indexed blocks LSA with those settings (SVT).
-    See :class:`TwinsPCPVT` for the other arguments.
-    """
-
-    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
-    official_init = staticmethod(init_twins_weights)
-
-    def __init__(self,
-                 arch: Union[str, dict],
-                 windows: Optional[dict],
-                 in_channels: int = 3,
-                 out_indices: Union[int, Sequence[int]] = -1,
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 norm_after_stage: Union[bool, Sequence[bool]] = False,
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 init_cfg: Union[dict, list, None] = None) -> None:
-        super().__init__(arch, in_channels, out_indices, frozen_stages,
-                         norm_eval, with_cp, init_cfg)
-        if isinstance(norm_after_stage, bool):
-            norm_after_stage = (norm_after_stage, ) * self.num_stages
-        if len(norm_after_stage) != self.num_stages:
-            raise ValueError(f'norm_after_stage={norm_after_stage!r} needs one '
-                             f'bool per stage ({self.num_stages})')
-        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                    drop_path_rate=drop_path_rate)
-        settings = self.arch_settings
-        attn_kwargs = dict(
-            qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)
-        drop_path_rates = iter(
-            torch.linspace(0, drop_path_rate, sum(settings['depths']),
-                           device='cpu').tolist())
-
-        def attention(stage: int, block: int) -> nn.Module:
-            dims, heads = settings['embed_dims'][stage], settings['num_heads'][stage]
-            if windows is not None and block % 2 == 0:
-                return WindowAttention(dims, heads, **windows, **attn_kwargs)
-            return GlobalSubsampledAttention(dims, heads,
-                                             settings['sr_ratios'][stage],
-                                             **attn_kwargs)
-
-        self.stages = nn.ModuleList()
-        for stage, depth in enumerate(settings['depths']):
-            dims = settings['embed_dims'][stage]
-            blocks = [
-                TransformerBlock(
-                    dims,
-                    attention(stage, block),
-                    mlp_ratio=settings['mlp_ratios'][stage],
-                    drop_rate=drop_rate,
-                    drop_path_rate=next(drop_path_rates),
-                    norm_eps=BLOCK_NORM_EPS) for block in range(depth)
-            ]
-            patch_embed = PatchEmbed(
-                settings['embed_dims'][stage - 1] if stage else in_channels,
-                dims,
-                kernel_size=2 if stage else 4)
-            self.stages.append(
-                TwinsStage(patch_embed, blocks, drop_rate,
-                           norm_after_stage[stage], with_cp))
-        self._freeze_stages()
-
-    def stem_modules(self) -> List[nn.Module]:
-        """The first patch embedding and the dropout after it."""
-        return [self.stages[0].patch_embed, self.stages[0].drop]
-
-    @property
-    def min_input_size(self) -> int:
-        """The smallest input side: stage i's map, ``ceil(side / 2**(i + 2))`` tokens,
-        must span at least one window of its key sub-sampling (``sr_ratios[i]``)."""
-        return max(2**(stage + 2) * (ratio - 1) + 1
-                   for stage, ratio in enumerate(self.arch_settings['sr_ratios']))
-
-    def check_input_size(self, height: int, width: int) -> None:
-        """Raises a ``ValueError`` for a side below :attr:`min_input_size`."""
-        if min(height, width) < self.min_input_size:
-            raise ValueError(
-                f'{type(self).__name__} with sr_ratios='
-                f'{self.arch_settings["sr_ratios"]} takes inputs of at least '
-                f'{self.min_input_size} x {self.min_input_size} pixels (each stage\'s map '
-                f'must span its key sub-sampling), got {height} x {width}; resize or pad '
-                f'the images first')
-
-
 @MODELS.register_module()
-class TwinsPCPVT(_Twins):
+class TwinsPCPVT(PyramidBackbone):
     """Twins-PCPVT: a pyramid of global sub-sampled attention (GSA) blocks.
 
     Args:
@@ -249,6 +157,8 @@ class TwinsPCPVT(_Twins):
         [(1, 64, 56, 56), (1, 128, 28, 28), (1, 320, 14, 14), (1, 512, 7, 7)]
     """
 
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
+    official_init = staticmethod(init_twins_weights)
     arch_zoo = {
         **dict.fromkeys(['s', 'small'], dict(
             embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3),
@@ -264,12 +174,93 @@ class TwinsPCPVT(_Twins):
             sr_ratios=(8, 4, 2, 1))),
     }
 
-    def __init__(self, arch: Union[str, dict] = 'small', **kwargs) -> None:
-        super().__init__(arch, windows=None, **kwargs)
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_after_stage: Union[bool, Sequence[bool]] = False,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        super().__init__(arch, in_channels, out_indices, frozen_stages,
+                         norm_eval, with_cp, init_cfg)
+        if isinstance(norm_after_stage, bool):
+            norm_after_stage = (norm_after_stage, ) * self.num_stages
+        if len(norm_after_stage) != self.num_stages:
+            raise ValueError(f'norm_after_stage={norm_after_stage!r} needs one '
+                             f'bool per stage ({self.num_stages})')
+        check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=drop_path_rate)
+        settings = self.arch_settings
+        attn_kwargs = dict(
+            qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)
+        drop_path_rates = iter(
+            torch.linspace(0, drop_path_rate, sum(settings['depths']),
+                           device='cpu').tolist())
+
+        self.stages = nn.ModuleList()
+        for stage, depth in enumerate(settings['depths']):
+            dims = settings['embed_dims'][stage]
+            blocks = [
+                TransformerBlock(
+                    dims,
+                    self.block_attention(stage, block, **attn_kwargs),
+                    mlp_ratio=settings['mlp_ratios'][stage],
+                    drop_rate=drop_rate,
+                    drop_path_rate=next(drop_path_rates),
+                    norm_eps=BLOCK_NORM_EPS) for block in range(depth)
+            ]
+            patch_embed = PatchEmbed(
+                settings['embed_dims'][stage - 1] if stage else in_channels,
+                dims,
+                kernel_size=2 if stage else 4)
+            self.stages.append(
+                TwinsStage(patch_embed, blocks, drop_rate,
+                           norm_after_stage[stage], with_cp))
+        self._freeze_stages()
+
+    def block_attention(self, stage: int, block: int, **attn_kwargs) -> nn.Module:
+        """The attention of a block: GSA in every PCPVT block.
+
+        Args:
+            stage: The stage index.
+            block: The block index within the stage.
+            **attn_kwargs: ``qkv_bias``, ``attn_drop`` and ``proj_drop``.
+        """
+        settings = self.arch_settings
+        return GlobalSubsampledAttention(settings['embed_dims'][stage],
+                                         settings['num_heads'][stage],
+                                         settings['sr_ratios'][stage], **attn_kwargs)
+
+    def stem_modules(self) -> List[nn.Module]:
+        """The first patch embedding and the dropout after it."""
+        return [self.stages[0].patch_embed, self.stages[0].drop]
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input side: stage i's map, ``ceil(side / 2**(i + 2))`` tokens,
+        must span at least one window of its key sub-sampling (``sr_ratios[i]``)."""
+        return max(2**(stage + 2) * (ratio - 1) + 1
+                   for stage, ratio in enumerate(self.arch_settings['sr_ratios']))
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raises a ``ValueError`` for a side below :attr:`min_input_size`."""
+        if min(height, width) < self.min_input_size:
+            raise ValueError(
+                f'{type(self).__name__} with sr_ratios='
+                f'{self.arch_settings["sr_ratios"]} takes inputs of at least '
+                f'{self.min_input_size} x {self.min_input_size} pixels (each stage\'s map '
+                f'must span its key sub-sampling), got {height} x {width}; resize or pad '
+                f'the images first')
 
 
 @MODELS.register_module()
-class TwinsSVT(_Twins):
+class TwinsSVT(TwinsPCPVT):
     """Twins-SVT: blocks alternate window attention (LSA) and GSA, LSA first.
 
     Args:
@@ -311,7 +302,16 @@ class TwinsSVT(_Twins):
                  window_size: int = 7,
                  window_padding: str = 'mask',
                  **kwargs) -> None:
-        super().__init__(
-            arch,
-            windows=dict(window_size=window_size, window_padding=window_padding),
-            **kwargs)
+        # Set before the trunk is built, which reads them (block_attention).
+        self.window_size = window_size
+        self.window_padding = window_padding
+        super().__init__(arch, **kwargs)
+
+    def block_attention(self, stage: int, block: int, **attn_kwargs) -> nn.Module:
+        """LSA in the even-indexed blocks, GSA (as in PCPVT) in the others."""
+        if block % 2:
+            return super().block_attention(stage, block, **attn_kwargs)
+        return WindowAttention(self.arch_settings['embed_dims'][stage],
+                               self.arch_settings['num_heads'][stage],
+                               window_size=self.window_size,
+                               window_padding=self.window_padding, **attn_kwargs)
