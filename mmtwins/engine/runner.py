@@ -341,6 +341,9 @@ def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str,
     """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set.
 
     Args:
+        model: The model the checkpoint is for.
+        state_dict: The checkpoint's tensors, in the model's key names.
+        source: Names the checkpoint in the message, for example its file.
         purpose: What the checkpoint was to be, for the message: ``'tested'`` or
             ``'resumed'``.
     """

@@ -29,8 +29,9 @@ class ChannelAttention(MultiheadAttention):
     Args:
         embed_dims: Channels C.
         num_heads: Number of heads (channel groups).
-        **kwargs: ``qkv_bias``, ``attn_drop`` (on ``A``), ``proj_drop`` of
-            :class:`~mmtwins.models.layers.MultiheadAttention`.
+        qkv_bias: Whether ``qkv`` has a bias.
+        attn_drop: Dropout on ``A`` (training only).
+        proj_drop: Dropout after the output projection.
 
     Example:
         >>> ChannelAttention(96, num_heads=3)(torch.rand(2, 7, 9, 96)).shape
