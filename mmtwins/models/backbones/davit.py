@@ -10,13 +10,14 @@ encoding before each of their two residual branches.
 """
 from typing import Optional, Sequence, Union
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtwins.registry import MODELS
-from ..layers import (MultiheadAttention, PatchEmbed, PyramidBackbone,
-                      TransformerBlock, WindowAttention, check_rates, run_block)
+from ..layers import (MultiheadAttention, PatchEmbed, TransformerBlock, WindowAttention,
+                      run_block)
+from .base_backbone import (PyramidBackbone, check_rates, drop_path_schedule,
+                            init_linear_and_norm)
 
 
 class ChannelAttention(MultiheadAttention):
@@ -34,6 +35,7 @@ class ChannelAttention(MultiheadAttention):
         proj_drop: Dropout after the output projection.
 
     Example:
+        >>> import torch
         >>> ChannelAttention(96, num_heads=3)(torch.rand(2, 7, 9, 96)).shape
         torch.Size([2, 7, 9, 96])
     """
@@ -101,18 +103,6 @@ class DaViTStage(nn.Module):
         return x
 
 
-def init_davit_weights(module: nn.Module) -> None:
-    """The official DaViT initialisation of one module (convolutions keep
-    PyTorch's default); use with ``apply``."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
 @MODELS.register_module()
 class DaViT(PyramidBackbone):
     """DaViT: window attention and channel attention, alternating.
@@ -153,6 +143,7 @@ class DaViT(PyramidBackbone):
     then halved (ceil).
 
     Example:
+        >>> import torch
         >>> from mmtwins.registry import MODELS
         >>> model = MODELS.build(dict(type='DaViT', arch='tiny',
         ...                           out_indices=(0, 1, 2, 3), norm_outputs=True))
@@ -181,7 +172,7 @@ class DaViT(PyramidBackbone):
             embed_dims=(384, 768, 1536, 3072), depths=(1, 1, 12, 3),
             num_heads=(12, 24, 48, 96))),
     }
-    official_init = staticmethod(init_davit_weights)
+    official_init = staticmethod(init_linear_and_norm)
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -206,9 +197,7 @@ class DaViT(PyramidBackbone):
         settings = self.arch_settings
         attn_kwargs = dict(
             qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)
-        drop_path_rates = iter(
-            torch.linspace(0, drop_path_rate, 2 * sum(settings['depths']),
-                           device='cpu').tolist())
+        drop_path_rates = drop_path_schedule(drop_path_rate, 2 * sum(settings['depths']))
 
         def sub_block(attn: nn.Module, dims: int) -> TransformerBlock:
             return TransformerBlock(

@@ -11,13 +11,13 @@ attention (LSA, even indices) and GSA (odd indices).
 import math
 from typing import List, Optional, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from mmtwins.registry import MODELS
 from ..layers import (ConvPositionEncoding, MultiheadAttention, PatchEmbed,
-                      PyramidBackbone, TransformerBlock, WindowAttention,
-                      check_rates, run_block)
+                      TransformerBlock, WindowAttention, run_block)
+from .base_backbone import (PyramidBackbone, check_rates, drop_path_schedule,
+                            init_linear_and_norm)
 
 BLOCK_NORM_EPS = 1e-6
 
@@ -38,6 +38,7 @@ class GlobalSubsampledAttention(MultiheadAttention):
             :class:`~mmtwins.models.layers.MultiheadAttention`.
 
     Example:
+        >>> import torch
         >>> attn = GlobalSubsampledAttention(64, num_heads=1, sr_ratio=8)
         >>> attn(torch.rand(2, 25, 33, 64)).shape
         torch.Size([2, 25, 33, 64])
@@ -101,17 +102,15 @@ class TwinsStage(nn.Module):
 
 
 def init_twins_weights(module: nn.Module) -> None:
-    """The official Twins initialisation of one module (use with ``apply``)."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=.02)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-    elif isinstance(module, nn.Conv2d):
-        kernel_height, kernel_width = module.kernel_size
-        fan_out = kernel_height * kernel_width * module.out_channels // module.groups
-        nn.init.normal_(module.weight, 0, math.sqrt(2. / fan_out))
-    else:
+    """The official Twins initialisation of one module (use with ``apply``): DaViT's,
+    and convolutions normal with std ``sqrt(2 / fan_out)``, fan_out divided by the
+    groups."""
+    if not isinstance(module, nn.Conv2d):
+        init_linear_and_norm(module)
         return
+    kernel_height, kernel_width = module.kernel_size
+    fan_out = kernel_height * kernel_width * module.out_channels // module.groups
+    nn.init.normal_(module.weight, 0, math.sqrt(2. / fan_out))
     if module.bias is not None:
         nn.init.zeros_(module.bias)
 
@@ -150,6 +149,7 @@ class TwinsPCPVT(PyramidBackbone):
     stride, so the maps are ``ceil(H / 4) x ceil(W / 4)``, then halved (ceil).
 
     Example:
+        >>> import torch
         >>> from mmtwins.registry import MODELS
         >>> model = MODELS.build(dict(type='TwinsPCPVT', arch='small',
         ...                           out_indices=(0, 1, 2, 3)))
@@ -199,9 +199,7 @@ class TwinsPCPVT(PyramidBackbone):
         settings = self.arch_settings
         attn_kwargs = dict(
             qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate)
-        drop_path_rates = iter(
-            torch.linspace(0, drop_path_rate, sum(settings['depths']),
-                           device='cpu').tolist())
+        drop_path_rates = drop_path_schedule(drop_path_rate, sum(settings['depths']))
 
         self.stages = nn.ModuleList()
         for stage, depth in enumerate(settings['depths']):
@@ -274,6 +272,7 @@ class TwinsSVT(TwinsPCPVT):
         **kwargs: The other arguments of :class:`TwinsPCPVT`.
 
     Example:
+        >>> import torch
         >>> from mmtwins.registry import MODELS
         >>> model = MODELS.build(dict(type='TwinsSVT', arch='small',
         ...                           out_indices=(0, 1, 2, 3),

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmtwins.models.layers import Mlp, TransformerBlock, WindowAttention, fused
-from mmtwins.models.layers.block import ResidualDropPath
+from mmtwins.models.layers import ResidualDropPath
 from mmtwins.models.layers.fused import can_fuse, fused_linear
 
 

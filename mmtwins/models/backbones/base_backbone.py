@@ -1,6 +1,7 @@
 """What every mmtwins backbone shares: arch parsing, options, outputs, freezing."""
-from typing import Callable, Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple, Union
 
+import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -198,6 +199,38 @@ def check_out_indices(out_indices: Union[int, Sequence[int]],
     if len(set(normalised)) != len(normalised):
         raise ValueError(f'out_indices={out_indices!r} names a stage twice')
     return tuple(normalised)
+
+
+def drop_path_schedule(drop_path_rate: float, num_branches: int) -> Iterator[float]:
+    """Stochastic depth rates rising linearly from 0 to ``drop_path_rate`` over the
+    residual branches, in the order they are built (both families' schedule).
+
+    Example:
+        >>> list(drop_path_schedule(0.5, 5))
+        [0.0, 0.125, 0.25, 0.375, 0.5]
+    """
+    return iter(torch.linspace(0, drop_path_rate, num_branches, device='cpu').tolist())
+
+
+def init_linear_and_norm(module: nn.Module) -> None:
+    """The official initialisation of both families for one module (use with ``apply``):
+    linear layers truncated normal with std .02 and bias 0, LayerNorm weight 1 and bias
+    0. It is all of DaViT's; its convolutions keep PyTorch's default.
+
+    Example:
+        >>> layer = nn.Linear(4, 2)
+        >>> init_linear_and_norm(layer)
+        >>> layer.bias.tolist()
+        [0.0, 0.0]
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=.02)
+    elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+        nn.init.ones_(module.weight)
+    else:
+        return
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 def check_rates(**rates: float) -> None:
