@@ -89,7 +89,10 @@ class PyramidBackbone(BaseModule):
         return {key: tuple(arch[key]) for key in cls.arch_keys}
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x: ``(B, in_channels, H, W)`` images (see :meth:`check_input_size`).
+        """Runs the stages up to the last one of ``out_indices``.
+
+        Args:
+            x: ``(B, in_channels, H, W)`` images (see :meth:`check_input_size`).
 
         Returns:
             One NCHW map per ``out_indices`` entry, in stage order (views of

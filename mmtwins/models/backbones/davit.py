@@ -41,7 +41,12 @@ class ChannelAttention(MultiheadAttention):
     """
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
-        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+        """Attends over the map.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+            residual: Added to the output if given (the block's residual sum, fused
+                into the output projection).
 
         Returns:
             ``(B, H, W, C)``.
@@ -96,7 +101,14 @@ class DaViTStage(nn.Module):
         self.with_cp = with_cp
 
     def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, C_in, H, W)``. Returns: ``(B, H', W', C)`` tokens."""
+        """Embeds the patches, then runs the blocks.
+
+        Args:
+            x: ``(B, C_in, H, W)``.
+
+        Returns:
+            ``(B, H', W', C)`` tokens.
+        """
         x = self.patch_embed(x)
         for block in self.blocks:
             x = run_block(block, x, self.with_cp)

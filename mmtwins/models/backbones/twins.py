@@ -54,7 +54,12 @@ class GlobalSubsampledAttention(MultiheadAttention):
             self.sr = None
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
-        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+        """Attends over the map.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+            residual: Added to the output if given (the block's residual sum, fused
+                into the output projection).
 
         Returns:
             ``(B, H, W, C)``.
@@ -92,7 +97,14 @@ class TwinsStage(nn.Module):
         self.with_cp = with_cp
 
     def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, C_in, H, W)``. Returns: ``(B, H', W', C)`` tokens."""
+        """Embeds the patches, then runs the blocks.
+
+        Args:
+            x: ``(B, C_in, H, W)``.
+
+        Returns:
+            ``(B, H', W', C)`` tokens.
+        """
         x = self.drop(self.patch_embed(x))
         for index, block in enumerate(self.blocks):
             x = run_block(block, x, self.with_cp)

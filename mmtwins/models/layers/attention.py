@@ -158,7 +158,12 @@ class WindowAttention(MultiheadAttention):
         self.window_padding = window_padding
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
-        """Args: x: ``(B, H, W, C)``; residual: added to the output if given.
+        """Attends over the map.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+            residual: Added to the output if given (the block's residual sum, fused
+                into the output projection).
 
         Returns:
             ``(B, H, W, C)``.

@@ -52,7 +52,14 @@ class TransformerBlock(nn.Module):
             drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
+        """Runs the attention branch, then the MLP branch.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
         x = self.residual(self.attn, self.norm1, self.cpe1(x))
         return self.residual(self.mlp, self.norm2, self.cpe2(x))
 

@@ -28,7 +28,12 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
-        """Args: x: ``(..., C)``; residual: added to the output if given.
+        """Runs the MLP on the last dimension.
+
+        Args:
+            x: ``(..., C)``.
+            residual: Added to the output if given (the block's residual sum, fused
+                into ``fc2``).
 
         Returns:
             ``(..., C)``.

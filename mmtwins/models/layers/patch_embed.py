@@ -48,7 +48,14 @@ class PatchEmbed(nn.Module):
             in_channels if norm_first else embed_dims, eps=norm_eps)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, C, H, W)``. Returns: channels-last ``(B, H', W', C')``."""
+        """Pads the map to the stride and embeds its patches.
+
+        Args:
+            x: ``(B, C, H, W)``.
+
+        Returns:
+            Channels-last ``(B, H', W', C')`` tokens.
+        """
         if self.norm_first:
             x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         height, width = x.shape[-2:]

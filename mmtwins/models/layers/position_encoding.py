@@ -27,7 +27,14 @@ class ConvPositionEncoding(nn.Module):
             groups=embed_dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Args: x: ``(B, H, W, C)``. Returns: ``(B, H, W, C)``."""
+        """Adds the position encoding.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
         # The NCHW view of channels-last tokens is a channels_last tensor: the
         # convolution reads and writes it without any layout copy.
         nchw = x.permute(0, 3, 1, 2)

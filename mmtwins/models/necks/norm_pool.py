@@ -42,7 +42,10 @@ class NormPoolNeck(BaseModule):
         self.norm = nn.LayerNorm(in_channels, eps=eps)
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor]:
-        """Args: inputs: a ``(B, C, H, W)`` map or a sequence ending with one.
+        """Normalises and pools the last map (or pools, then normalises).
+
+        Args:
+            inputs: A ``(B, C, H, W)`` map or a sequence ending with one.
 
         Returns:
             A one-tuple with the ``(B, C)`` features (the layout heads expect).
