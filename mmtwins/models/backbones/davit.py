@@ -51,8 +51,7 @@ class ChannelAttention(MultiheadAttention):
         Returns:
             ``(B, H, W, C)``.
         """
-        residual = None if residual is None else residual.flatten(1, 2)
-        return super().forward(x.flatten(1, 2), residual=residual).view_as(x)
+        return self.forward_map(x, residual=residual)
 
     def attend(self,
                q: Tensor,

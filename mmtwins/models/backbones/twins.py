@@ -64,13 +64,10 @@ class GlobalSubsampledAttention(MultiheadAttention):
         Returns:
             ``(B, H, W, C)``.
         """
-        tokens = x.flatten(1, 2)
-        residual = None if residual is None else residual.flatten(1, 2)
         if self.sr is None:
-            return super().forward(tokens, residual=residual).view_as(x)
+            return self.forward_map(x, residual=residual)
         context = self.sr(x.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2)
-        return super().forward(tokens, self.norm(context),
-                               residual=residual).view_as(x)
+        return self.forward_map(x, self.norm(context), residual=residual)
 
 
 class TwinsStage(nn.Module):

@@ -78,6 +78,25 @@ class MultiheadAttention(nn.Module):
         out = self.attend(q, k, v, attn_mask)
         return self.project(out.transpose(1, 2).flatten(2), residual)
 
+    def forward_map(self,
+                    x: Tensor,
+                    context: Optional[Tensor] = None,
+                    residual: Optional[Tensor] = None) -> Tensor:
+        """Attends from the tokens of a map: :meth:`forward` for ``(B, H, W, C)`` input.
+
+        Args:
+            x: Query tokens ``(B, H, W, C)``.
+            context: Key/value tokens ``(B, M, C)``; None for self-attention.
+            residual: ``(B, H, W, C)`` added to the output if given.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
+        residual = None if residual is None else residual.flatten(1, 2)
+        # This class's token forward, also in subclasses whose forward takes maps.
+        out = MultiheadAttention.forward(self, x.flatten(1, 2), context, residual=residual)
+        return out.view_as(x)
+
     def split_qkv(self, x: Tensor,
                   context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """Queries from ``x``, keys and values from ``context`` (default ``x``).
