@@ -11,10 +11,11 @@ from .checkpoint import (CheckpointError, LoadReport, load_into, load_pretrained
                          read_checkpoint, save_checkpoint_atomically, unwrap_state_dict)
 from .davit import MMPRETRAIN_NORM_CAVEAT
 from .formats import FAMILIES, FORMATS, detect_format
+from .rename import BACKBONE_PREFIX
 from .trusted_checkpoint import RUNNER_CHECKPOINT_GLOBALS, trusted_runner_checkpoints
 
 __all__ = [
-    'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'CheckpointError', 'LoadReport',
+    'BACKBONE_PREFIX', 'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'CheckpointError', 'LoadReport',
     'RUNNER_CHECKPOINT_GLOBALS',
     'convert_to_mmtwins', 'detect_format', 'load_into', 'load_pretrained',
     'load_pretrained_state_dict', 'read_checkpoint', 'save_checkpoint_atomically',

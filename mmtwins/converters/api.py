@@ -9,10 +9,10 @@ from .checkpoint import (CheckpointError, LoadReport, load_into, load_pretrained
 from .davit import BODY_RULES as DAVIT_BODY_RULES
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
-from .formats import (BACKBONE_PREFIX, FAMILIES, FORMATS, detect_format,
+from .formats import (FAMILIES, FORMATS, detect_format,
                       split_backbone)
 from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
-from .rename import StateDict, rename_keys
+from .rename import BACKBONE_PREFIX, StateDict, rename_keys
 from .twins import BODY_RULES as TWINS_BODY_RULES
 from .twins import HEAD_RULE as TWINS_HEAD_RULE
 from .twins import twins_to_reference
@@ -166,18 +166,18 @@ def to_mmtwins_checkpoint(checkpoint: Mapping[str, Any],
     try:
         family, fmt = detect_format(unwrap_state_dict(checkpoint, source=source),
                                     source=source)
-    except ValueError:
+    except CheckpointError:
         return checkpoint
     if fmt == 'mmtwins':
         return checkpoint
-    state_dict, _, _ = convert_to_mmtwins(checkpoint, source=source)
+    state_dict, _, _ = convert_to_mmtwins(checkpoint, fmt=fmt, source=source)
     meta = dict(checkpoint.get('meta') or {}, source_format=fmt, family=family)
     return {'state_dict': state_dict, 'meta': meta}
 
 
 def load_pretrained(module: nn.Module,
                     path: str,
-                    prefix: str = 'backbone.',
+                    prefix: str = BACKBONE_PREFIX,
                     fmt: str = 'auto') -> LoadReport:
     """Initialises a module from any supported weight file.
 

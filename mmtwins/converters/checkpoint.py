@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmtwins.utils.atomic_files import atomic_destination
-from .rename import StateDict
+from .rename import BACKBONE_PREFIX, StateDict
 from .trusted_checkpoint import trusted_runner_checkpoints
 
 #: Keys under which training scripts nest the weights, in the order tried.
@@ -262,7 +262,7 @@ def shape_mismatches(own: Mapping[str, Tensor], theirs: Mapping[str, Tensor]) ->
 
 def load_into(module: nn.Module,
               state_dict: Mapping[str, Tensor],
-              prefix: str = 'backbone.',
+              prefix: str = BACKBONE_PREFIX,
               source: str = 'the checkpoint') -> LoadReport:
     """Loads the ``prefix`` part of an mmtwins state dict into a module, leniently.
 

@@ -6,12 +6,10 @@ from typing import (Callable, Iterable, List, Mapping, NamedTuple, Optional,
 from torch import Tensor
 
 from .checkpoint import CheckpointError
-from .rename import StateDict
+from .rename import BACKBONE_PREFIX, StateDict
 
 FAMILIES = ('twins-pcpvt', 'twins-svt', 'davit')
 FORMATS = ('official', 'timm', 'mmpretrain', 'mmseg', 'mmtwins')
-
-BACKBONE_PREFIX = 'backbone.'
 
 
 # Locally-grouped attention has a fused qkv; global sub-sampled attention never

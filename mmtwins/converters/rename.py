@@ -10,6 +10,9 @@ Rule = Tuple[str, Union[str, Callable[[re.Match], str]]]
 
 StateDict = Dict[str, Tensor]
 
+#: Where whole mmtwins models (and mmseg's and mmdet's) keep their backbone's keys.
+BACKBONE_PREFIX = 'backbone.'
+
 
 def rename_keys(state_dict: Mapping[str, Tensor],
                 rules: Sequence[Rule]) -> StateDict:

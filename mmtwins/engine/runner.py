@@ -43,8 +43,8 @@ from mmengine.model import BaseTTAModel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner as MMEngineRunner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model, find_latest_checkpoint
 
-from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_checkpoint,
-                                unwrap_state_dict)
+from mmtwins.converters import (BACKBONE_PREFIX, CheckpointError, read_checkpoint,
+                                to_mmtwins_checkpoint, unwrap_state_dict)
 from mmtwins.converters.checkpoint import shape_mismatches
 from mmtwins.registry import RUNNERS
 from mmtwins.utils.atomic_files import atomic_destination, remove_stale_temporaries
@@ -288,16 +288,13 @@ class Runner(MMEngineRunner):
         return super().wrap_model(model_wrapper_cfg, model)
 
 
-_BACKBONE = 'backbone.'
-
-
 # The per-stage output norms of a dense backbone (Twins ``stages.N.norm``, DaViT
 # ``stages.N.out_norm``), which a classifier does not have: extra in a dense model's
 # checkpoint loaded into a classifier, without any other difference of architecture.
 _STAGE_OUTPUT_NORM = re.compile(r'^backbone\.stages\.\d+\.(out_)?norm\.')
 
 
-def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACKBONE,
+def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = BACKBONE_PREFIX,
                 complete: bool = False) -> List[str]:
     """The tensors under ``prefix`` that ``state_dict`` cannot fill in ``model``, one line each.
 
@@ -317,7 +314,7 @@ def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = _BACK
     theirs = {k: v for k, v in state_dict.items() if counted(k)}
     lines = shape_mismatches(own, theirs)
     unexpected = sorted(k for k in set(theirs) - set(own)
-                        if k.startswith(_BACKBONE) and not _STAGE_OUTPUT_NORM.match(k))
+                        if k.startswith(BACKBONE_PREFIX) and not _STAGE_OUTPUT_NORM.match(k))
     missing = sorted(set(own) - set(theirs))
     lines += [f'{k}: not in the model' for k in unexpected]
     if missing and (unexpected or complete):

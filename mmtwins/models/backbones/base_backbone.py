@@ -6,7 +6,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmtwins.converters import load_pretrained
+from mmtwins.converters import BACKBONE_PREFIX, load_pretrained
 
 _NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, _BatchNorm)
 
@@ -163,7 +163,7 @@ class PyramidBackbone(BaseModule):
         finally:
             self.init_cfg = init_cfg
         for cfg in pretrained:
-            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or 'backbone.')
+            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or BACKBONE_PREFIX)
 
 
 def _is_int(value) -> bool:
