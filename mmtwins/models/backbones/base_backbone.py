@@ -149,7 +149,13 @@ class PyramidBackbone(BaseModule):
         mmpretrain, mmseg or mmtwins, told apart by its keys), is read without executing
         pickled code, and the backbone part of it (``prefix``, default ``'backbone.'``) is
         loaded over the official values, so whatever it lacks (the per-stage norms of a
-        dense model initialised from a classifier) keeps them; the keys are reported.
+        dense model initialised from a classifier) keeps them; the keys are reported. Its
+        ``map_location`` is accepted and has no effect: the file is read on the CPU and
+        copied into the backbone's tensors, wherever they are.
+
+        Raises:
+            ValueError: For a ``Pretrained`` entry without ``checkpoint`` or with keys
+                ``PretrainedInit`` does not take (a misspelt ``prefix``, say).
         """
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
             [self.init_cfg] if self.init_cfg else []
@@ -163,7 +169,17 @@ class PyramidBackbone(BaseModule):
         finally:
             self.init_cfg = init_cfg
         for cfg in pretrained:
+            _check_pretrained_cfg(cfg)
             load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix') or BACKBONE_PREFIX)
+
+
+def _check_pretrained_cfg(cfg: dict) -> None:
+    unknown = set(cfg) - {'type', 'checkpoint', 'prefix', 'map_location'}
+    if unknown or 'checkpoint' not in cfg:
+        raise ValueError(
+            f'init_cfg {dict(cfg)} needs checkpoint= and takes only prefix= and '
+            f'map_location= besides, as MMEngine\'s PretrainedInit'
+            + (f'; unknown: {", ".join(sorted(unknown))}' if unknown else ''))
 
 
 def _is_int(value) -> bool:

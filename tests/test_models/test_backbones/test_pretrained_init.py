@@ -105,3 +105,23 @@ def test_other_initialisers_still_apply():
     backbone.init_weights()
     assert torch.all(backbone.stages[0].blocks[0].mlp.fc1.weight == 0.5)
 
+
+
+@pytest.mark.parametrize('with_checkpoint, extra, message', [
+    (True, dict(prefx='backbone.'), 'unknown: prefx'),  # was ignored: the whole file loaded
+    (False, dict(prefix='backbone.'), 'needs checkpoint='),
+])
+def test_pretrained_options_are_checked(official_svt, with_checkpoint, extra, message):
+    cfg = dict(type='Pretrained', **extra)
+    if with_checkpoint:
+        cfg['checkpoint'] = official_svt[1]
+    with pytest.raises(ValueError, match=message):
+        TwinsSVT(arch=SMALL_SVT, init_cfg=cfg).init_weights()
+
+
+def test_pretrained_map_location_is_accepted(official_svt):
+    backbone = TwinsSVT(arch=SMALL_SVT, init_cfg=dict(type='Pretrained', checkpoint=official_svt[1],
+                                                      map_location='cpu'))
+    backbone.init_weights()
+    assert torch.equal(backbone.stages[0].patch_embed.proj.weight,
+                       official_svt[0].patch_embeds[0].proj.weight)
