@@ -23,6 +23,7 @@ from mmengine.fileio import load
 from mmengine.registry import MODELS, DefaultScope
 
 from mmtwins.converters import convert_to_mmtwins, load_into, read_checkpoint
+from mmtwins.converters.checkpoint import refuse_another_architecture, refuse_incomplete
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_INDEX = REPO_ROOT / 'model-index.yml'
@@ -263,9 +264,17 @@ def _can_download(url: str) -> bool:
 
 
 def _load_pretrained(network: torch.nn.Module, path: str) -> dict:
-    """Loads weights of any supported format into a whole model; returns the file's meta."""
+    """Loads weights of any supported format into a whole model; returns the file's meta.
+
+    As ``tools/test.py`` does, weights that leave any of the model's tensors at their
+    random initialisation (another head, a backbone alone) or that belong to another
+    architecture (a deeper model of the same widths) are refused: predictions with them
+    would be quietly wrong.
+    """
     checkpoint = read_checkpoint(path)
     state_dict, _, _ = convert_to_mmtwins(checkpoint, source=path)
+    refuse_another_architecture(network, state_dict, path)
+    refuse_incomplete(network, state_dict, path, 'used for inference')
     load_into(network, state_dict, prefix='', source=path)
     return checkpoint.get('meta') or {}
 

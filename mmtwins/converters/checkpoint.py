@@ -260,6 +260,76 @@ def shape_mismatches(own: Mapping[str, Tensor], theirs: Mapping[str, Tensor]) ->
             for key, value in theirs.items() if key in own and value.shape != own[key].shape]
 
 
+# The per-stage output norms of a dense backbone (Twins ``stages.N.norm``, DaViT
+# ``stages.N.out_norm``), which a classifier does not have: extra in a dense model's
+# checkpoint loaded into a classifier, without any other difference of architecture.
+_STAGE_OUTPUT_NORM = re.compile(r'^backbone\.stages\.\d+\.(out_)?norm\.')
+
+
+def fit_mismatches(model: nn.Module, state_dict: Mapping[str, Tensor],
+                   prefix: str = BACKBONE_PREFIX, complete: bool = False) -> List[str]:
+    """The tensors under ``prefix`` that ``state_dict`` cannot fill in ``model``, one line each.
+
+    A differing shape is a mismatch, and so is a backbone tensor the checkpoint has and
+    the model lacks (the blocks of a deeper model of the same widths), except the
+    per-stage output norms of a dense backbone. With ``complete`` so is every tensor of
+    the model that the checkpoint lacks; without, only alongside such extra tensors
+    (another layout, not a partial file). Other extra tensors (an auxiliary head) are
+    fine, and outside ``prefix`` (a classifier's head, when fine-tuning on other classes)
+    anything goes.
+    """
+    # BatchNorm's step counter sets nothing that evaluation uses.
+    def counted(key: str) -> bool:
+        return key.startswith(prefix) and not key.endswith('num_batches_tracked')
+
+    own = {k: v for k, v in model.state_dict().items() if counted(k)}
+    theirs = {k: v for k, v in state_dict.items() if counted(k)}
+    lines = shape_mismatches(own, theirs)
+    unexpected = sorted(k for k in set(theirs) - set(own)
+                        if k.startswith(BACKBONE_PREFIX) and not _STAGE_OUTPUT_NORM.match(k))
+    missing = sorted(set(own) - set(theirs))
+    lines += [f'{k}: not in the model' for k in unexpected]
+    if missing and (unexpected or complete):
+        lines += [f'{k}: not in the checkpoint' for k in missing]
+    return lines
+
+
+def refuse_another_architecture(model: nn.Module, state_dict: Mapping[str, Tensor],
+                                source: str) -> None:
+    """Raises a ``CheckpointError`` listing the mismatches if the backbones differ.
+
+    Args:
+        model: The model the checkpoint is for.
+        state_dict: The checkpoint's tensors, in the model's key names.
+        source: Names the checkpoint in the message, for example its file.
+    """
+    mismatches = fit_mismatches(model, state_dict)
+    if mismatches:
+        raise CheckpointError(
+            f'{source} holds the weights of another architecture than the config\'s '
+            f'{type(model).__name__}: {len(mismatches)} backbone tensors do not fit:\n  '
+            + '\n  '.join(mismatches))
+
+
+def refuse_incomplete(model: nn.Module, state_dict: Mapping[str, Tensor], source: str,
+                      purpose: str) -> None:
+    """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set.
+
+    Args:
+        model: The model the checkpoint is for.
+        state_dict: The checkpoint's tensors, in the model's key names.
+        source: Names the checkpoint in the message, for example its file.
+        purpose: What the checkpoint was to be, for the message: ``'tested'``,
+            ``'resumed'`` or ``'used for inference'``.
+    """
+    mismatches = fit_mismatches(model, state_dict, prefix='', complete=True)
+    if mismatches:
+        raise CheckpointError(
+            f'{source} cannot be {purpose} with the config\'s {type(model).__name__}: '
+            f'{len(mismatches)} of its tensors would keep their random initialisation:'
+            f'\n  ' + '\n  '.join(mismatches))
+
+
 def load_into(module: nn.Module,
               state_dict: Mapping[str, Tensor],
               prefix: str = BACKBONE_PREFIX,

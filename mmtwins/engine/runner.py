@@ -31,9 +31,8 @@ import datetime
 import glob
 import os
 import os.path as osp
-import re
 import types
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Callable, Dict, Mapping, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -43,9 +42,9 @@ from mmengine.model import BaseTTAModel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.runner import Runner as MMEngineRunner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model, find_latest_checkpoint
 
-from mmtwins.converters import (BACKBONE_PREFIX, CheckpointError, read_checkpoint,
-                                to_mmtwins_checkpoint, unwrap_state_dict)
-from mmtwins.converters.checkpoint import shape_mismatches
+from mmtwins.converters import (CheckpointError, read_checkpoint, to_mmtwins_checkpoint,
+                                unwrap_state_dict)
+from mmtwins.converters.checkpoint import refuse_another_architecture, refuse_incomplete
 from mmtwins.registry import RUNNERS
 from mmtwins.utils.atomic_files import atomic_destination, remove_stale_temporaries
 from mmtwins.utils.compile import compile_model
@@ -83,9 +82,9 @@ class Runner(MMEngineRunner):
                                            source=filename)
         model = _unwrapped(self.model)
         state_dict = unwrap_state_dict(checkpoint, source=filename)
-        _refuse_another_architecture(model, state_dict, filename)
+        refuse_another_architecture(model, state_dict, filename)
         if self._testing or self._resuming:
-            _refuse_incomplete(model, state_dict, filename,
+            refuse_incomplete(model, state_dict, filename,
                                'tested' if self._testing else 'resumed')
         # From here on as MMEngine's Runner.load_checkpoint, after its file read.
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
@@ -258,7 +257,7 @@ class Runner(MMEngineRunner):
         if not isinstance(compile_cfg, Mapping):
             raise TypeError(f'the config\'s `compile` must be a bool or a dict of '
                             f'torch.compile arguments, not {compile_cfg!r}')
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = _unwrapped(self.model)
         name = 'loss' if callable(getattr(type(model), 'loss', None)) else 'forward'
         compiled = compile_model(getattr(type(model), name), **compile_cfg)
         # A method of the model, not a function holding it: a deep copy of the model (EMA)
@@ -286,70 +285,6 @@ class Runner(MMEngineRunner):
                 broadcast_buffers=False,
                 find_unused_parameters=self.cfg.get('find_unused_parameters', False))
         return super().wrap_model(model_wrapper_cfg, model)
-
-
-# The per-stage output norms of a dense backbone (Twins ``stages.N.norm``, DaViT
-# ``stages.N.out_norm``), which a classifier does not have: extra in a dense model's
-# checkpoint loaded into a classifier, without any other difference of architecture.
-_STAGE_OUTPUT_NORM = re.compile(r'^backbone\.stages\.\d+\.(out_)?norm\.')
-
-
-def _mismatches(model: torch.nn.Module, state_dict: Mapping, prefix: str = BACKBONE_PREFIX,
-                complete: bool = False) -> List[str]:
-    """The tensors under ``prefix`` that ``state_dict`` cannot fill in ``model``, one line each.
-
-    A differing shape is a mismatch, and so is a backbone tensor the checkpoint has and
-    the model lacks (the blocks of a deeper model of the same widths), except the
-    per-stage output norms of a dense backbone. With ``complete`` so is every tensor of
-    the model that the checkpoint lacks; without, only alongside such extra tensors
-    (another layout, not a partial file). Other extra tensors (an auxiliary head) are
-    fine, and outside ``prefix`` (a classifier's head, when fine-tuning on other classes)
-    anything goes.
-    """
-    # BatchNorm's step counter sets nothing that evaluation uses.
-    def counted(key: str) -> bool:
-        return key.startswith(prefix) and not key.endswith('num_batches_tracked')
-
-    own = {k: v for k, v in model.state_dict().items() if counted(k)}
-    theirs = {k: v for k, v in state_dict.items() if counted(k)}
-    lines = shape_mismatches(own, theirs)
-    unexpected = sorted(k for k in set(theirs) - set(own)
-                        if k.startswith(BACKBONE_PREFIX) and not _STAGE_OUTPUT_NORM.match(k))
-    missing = sorted(set(own) - set(theirs))
-    lines += [f'{k}: not in the model' for k in unexpected]
-    if missing and (unexpected or complete):
-        lines += [f'{k}: not in the checkpoint' for k in missing]
-    return lines
-
-
-def _refuse_another_architecture(model: torch.nn.Module, state_dict: Mapping,
-                                 source: str) -> None:
-    """Raises a ``CheckpointError`` listing the mismatches if the backbones differ."""
-    mismatches = _mismatches(model, state_dict)
-    if mismatches:
-        raise CheckpointError(
-            f'{source} holds the weights of another architecture than the config\'s '
-            f'{type(model).__name__}: {len(mismatches)} backbone tensors do not fit:\n  '
-            + '\n  '.join(mismatches))
-
-
-def _refuse_incomplete(model: torch.nn.Module, state_dict: Mapping, source: str,
-                       purpose: str) -> None:
-    """Raises a ``CheckpointError`` listing the model's tensors the checkpoint cannot set.
-
-    Args:
-        model: The model the checkpoint is for.
-        state_dict: The checkpoint's tensors, in the model's key names.
-        source: Names the checkpoint in the message, for example its file.
-        purpose: What the checkpoint was to be, for the message: ``'tested'`` or
-            ``'resumed'``.
-    """
-    mismatches = _mismatches(model, state_dict, prefix='', complete=True)
-    if mismatches:
-        raise CheckpointError(
-            f'{source} cannot be {purpose} with the config\'s {type(model).__name__}: '
-            f'{len(mismatches)} of its tensors would keep their random initialisation:'
-            f'\n  ' + '\n  '.join(mismatches))
 
 
 def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:

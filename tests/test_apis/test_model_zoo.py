@@ -7,6 +7,7 @@ from mmengine.config import Config
 import mmtwins
 from mmtwins.apis import (ModelZoo, NoNetworkError, NoPublishedWeightsError, get_model,
                           list_models, model_zoo, task_of)
+from mmtwins.converters import CheckpointError
 from tests.helpers import REPO_ROOT, TINY_SVT
 
 QUICKSTART = str(REPO_ROOT / 'configs/quickstart/twins-svt-tiny_1xb64_digits.py')
@@ -121,6 +122,26 @@ def test_weights_that_fit_nothing_are_refused(tmp_path):
     torch.save(timm.create_model('davit_tiny').state_dict(), weights)
     with pytest.raises(ValueError, match='Shapes differ|fit'):
         get_model('svt-s_8xb128_in1k', pretrained=str(weights))
+
+
+@pytest.mark.parametrize('change, message', [
+    # Weights without the classifier head: scored with a random head before.
+    (lambda weights: [weights.pop(k) for k in ('head.fc.weight', 'head.fc.bias')],
+     r'cannot be used for inference .* 2 of its tensors would keep their random '
+     r'initialisation:\n  head\.fc\.bias: not in the checkpoint'),
+    # A deeper model of the same widths: its extra blocks were ignored.
+    (lambda weights: weights.update({'backbone.stages.0.blocks.9.norm1.weight':
+                                     weights['backbone.stages.0.blocks.0.norm1.weight']}),
+     r'another architecture .*\n  backbone\.stages\.0\.blocks\.9\.norm1\.weight: not in '
+     r'the model'),
+])
+def test_weights_that_leave_tensors_unset_or_do_not_belong_are_refused(tmp_path, change,
+                                                                       message):
+    weights = get_model(QUICKSTART).state_dict()
+    change(weights)
+    torch.save(weights, tmp_path / 'weights.pth')
+    with pytest.raises(CheckpointError, match=message):
+        get_model(QUICKSTART, pretrained=str(tmp_path / 'weights.pth'))
 
 
 def test_published_weights_without_network_say_what_to_do(monkeypatch):

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from mmtwins.converters import CheckpointError, read_checkpoint
 from mmtwins.engine import Runner
-from mmtwins.engine.runner import _mismatches
+from mmtwins.converters.checkpoint import fit_mismatches
 from mmtwins.models.backbones import TwinsSVT
 from mmtwins.utils import INDUCTOR_OPTIONS
 from tests.helpers import TINY_SVT
@@ -316,9 +316,9 @@ def test_only_a_dense_backbones_stage_norms_may_be_extra():
     weights = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
     dense = TwinsSVT(arch=TINY_SVT, norm_after_stage=True).state_dict()
     weights.update({f'backbone.{k}': v for k, v in dense.items() if '.norm.' in k})
-    assert _mismatches(model, weights) == []
+    assert fit_mismatches(model, weights) == []
     weights['backbone.stages.3.blocks.2.mlp.fc1.weight'] = torch.zeros(1)
-    assert _mismatches(model, weights) == [
+    assert fit_mismatches(model, weights) == [
         'backbone.stages.3.blocks.2.mlp.fc1.weight: not in the model']
 
 
