@@ -43,6 +43,39 @@ def image_file(path: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def device(name: str) -> str:
+    """``name`` if PyTorch has that device here: for ``--device``, checked before the
+    model is built.
+
+    Example:
+        >>> device('cpu')
+        'cpu'
+    """
+    try:
+        torch.device(name)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f'{name}: no CUDA device here; use cpu')
+    return name
+
+
+def positive_int(text: str) -> int:
+    """``text`` as an int of at least 1, for counts such as ``--topk``.
+
+    Example:
+        >>> positive_int('5')
+        5
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number of at least 1')
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments :func:`build_model` reads: ``image``, ``model``, ``--checkpoint``
     and ``--device``.
@@ -61,7 +94,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--checkpoint', help='weights in any supported format (default: the published '
         'weights of a zoo model, downloaded)')
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--device', default='cpu', type=device,
+                        help='e.g. cpu or cuda:0')
 
 
 def build_model(args: argparse.Namespace, task: str) -> torch.nn.Module:

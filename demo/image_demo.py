@@ -15,7 +15,7 @@ import numpy as np
 from mmtwins.apis import inference_model
 
 # A sibling module: Python puts the folder of a script it runs first on sys.path.
-from demo_utils import add_model_arguments, build_model, image_file
+from demo_utils import add_model_arguments, build_model, image_file, positive_int
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,7 +34,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description='Classify an image')
     add_model_arguments(parser)
-    parser.add_argument('--topk', type=int, default=5, help='how many classes to show')
+    parser.add_argument('--topk', type=positive_int, default=5,
+                        help='how many classes to show')
     parser.add_argument('--out-file', type=image_file,
                         help='save the image with the predictions drawn on it '
                         '(an image file: .png, .jpg, ...)')

@@ -182,16 +182,23 @@ def _checked_image(image: ImageInput) -> Union[str, np.ndarray]:
     Raises:
         FileNotFoundError: for a path to no file.
         TypeError: for neither a path nor an array.
-        ValueError: for an array of another shape, such as ``(H, W, 4)`` with alpha.
+        ValueError: for a folder, a file that does not decode as an image (empty,
+            truncated, not an image), an array of another shape, such as ``(H, W, 4)``
+            with alpha, or of another type than ``uint8``.
     """
     if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'image file {path!r} does not exist')
-        return path
+        return _checked_image_file(os.fspath(image))
     if not isinstance(image, np.ndarray):
         raise TypeError(f'an image must be a file path or a numpy array (H, W, 3 in BGR '
                         f'order, as read by mmcv.imread), got {type(image).__name__}')
+    if image.dtype != np.uint8:
+        # The pipelines take any array as 0..255 values: the classifiers' resizing
+        # refuses other types with a bare AssertionError, the segmentors and detectors
+        # would predict on the raw values.
+        raise ValueError(f'an image array must be uint8 (0 to 255), as mmcv.imread reads '
+                         f'an image, not {image.dtype}; convert it first, e.g. '
+                         f'(image * 255).round().astype(np.uint8) from floats in [0, 1], '
+                         f'(image // 257).astype(np.uint8) from 16 bits')
     if image.ndim == 2 or image.shape[2:] == (1, ):
         return mmcv.gray2bgr(image)
     if image.ndim != 3 or image.shape[2] != 3:
@@ -199,6 +206,22 @@ def _checked_image(image: ImageInput) -> Union[str, np.ndarray]:
                          f'by mmcv.imread, or (H, W) grey; got shape {image.shape}. Drop an '
                          f'alpha channel with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)')
     return image
+
+
+def _checked_image_file(path: str) -> str:
+    """``path`` if it is a file that decodes as an image, as the test pipelines read it."""
+    if osp.isdir(path):
+        raise ValueError(f'{path!r} is a folder; pass image files, e.g. '
+                         f'sorted(glob.glob(\'{osp.join(path, "*.jpg")}\'))')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image file {path!r} does not exist')
+    # Decoded here once, at an eighth of the size where the format allows: otherwise
+    # each task's pipeline fails in its own way (a cv2.error, an AssertionError, an
+    # ImageLoadError) on an empty, truncated or non-image file.
+    if cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_8) is None:
+        raise ValueError(f'cannot read an image from {path!r}: empty, truncated or not an '
+                         f'image file')
+    return path
 
 
 def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
@@ -238,9 +261,10 @@ def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
 
     Raises:
         FileNotFoundError: for an image path to no file.
-        ValueError: for an image array of another shape (an alpha channel), an
-            ``out_file`` cv2 cannot write (no image extension) or a config whose task
-            :func:`~mmtwins.apis.task_of` cannot tell.
+        ValueError: for an image path to a folder or to a file that does not decode
+            (empty, truncated, not an image), an image array of another shape (an alpha
+            channel) or type than ``uint8``, an ``out_file`` cv2 cannot write (no image
+            extension) or a config whose task :func:`~mmtwins.apis.task_of` cannot tell.
 
     Example:
         With weight files of yours (so the doctest skips it):
@@ -268,5 +292,11 @@ def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
     if task not in INFERENCE_FUNCTIONS:
         raise ValueError(f'inference_model supports {sorted(INFERENCE_FUNCTIONS)} models, '
                          f'not {task}')
-    results = INFERENCE_FUNCTIONS[task](model, batch, **kwargs)
+    # In eval mode, as every task's inferencer must run, and then back in the caller's.
+    was_training = model.training
+    model.eval()
+    try:
+        results = INFERENCE_FUNCTIONS[task](model, batch, **kwargs)
+    finally:
+        model.train(was_training)
     return results[0] if single else results

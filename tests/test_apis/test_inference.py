@@ -49,6 +49,43 @@ def test_bad_images_are_named(tiny_davit):
         inference_model(tiny_davit, 42)
 
 
+@pytest.mark.parametrize('content, name', [(b'', 'empty.jpg'), (b'not an image', 'notes.png'),
+                                           (None, 'truncated.jpg')])
+def test_a_file_that_does_not_decode_is_named(tiny_davit, tmp_path, content, name):
+    if content is None:
+        content = Path(DEMO_IMAGE).read_bytes()[:200]  # the header, no image data
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"cannot read an image from '.*{name}': empty, "
+                       f"truncated or not an image file"):
+        inference_model(tiny_davit, str(tmp_path / name))
+
+
+def test_a_folder_is_refused_with_a_glob_to_use(tiny_davit, tmp_path):
+    with pytest.raises(ValueError, match=r"is a folder; pass image files, e\.g\. "
+                       r"sorted\(glob\.glob\('.*\*\.jpg'\)\)"):
+        inference_model(tiny_davit, tmp_path)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.uint16, bool])
+def test_an_array_of_another_type_than_uint8_is_refused(tiny_davit, dtype):
+    # Segmentors and detectors predicted on the raw values (floats in [0, 1], 16 bits).
+    image = mmcv.imread(DEMO_IMAGE).astype(dtype)
+    with pytest.raises(ValueError, match=f'must be uint8 .* not {np.dtype(dtype)}; convert'):
+        inference_model(tiny_davit, image)
+
+
+def test_inference_runs_in_eval_mode_and_keeps_the_callers_mode(tiny_davit):
+    tiny_davit.train()
+    try:
+        in_train_mode = inference_model(tiny_davit, DEMO_IMAGE)
+        assert tiny_davit.training
+    finally:
+        tiny_davit.eval()
+    np.testing.assert_array_equal(in_train_mode['pred_scores'],
+                                  inference_model(tiny_davit, DEMO_IMAGE)['pred_scores'])
+    assert not tiny_davit.training
+
+
 def test_path_objects_are_file_paths(tiny_davit):
     from_str = inference_model(tiny_davit, DEMO_IMAGE)
     from_path = inference_model(tiny_davit, Path(DEMO_IMAGE))

@@ -57,6 +57,19 @@ def test_file_array_and_list(segmentor, image):
     assert not np.array_equal(results[1]['pred_label_map'], from_file)
 
 
+def test_a_model_in_train_mode_predicts_in_eval_mode_and_stays_in_train_mode(segmentor,
+                                                                            image):
+    # UperNet's pooling branch has BatchNorm over 1 x 1 maps: in train mode it raised.
+    expected = inference_model(segmentor, image)['pred_label_map']
+    segmentor.train()
+    try:
+        np.testing.assert_array_equal(inference_model(segmentor, image)['pred_label_map'],
+                                      expected)
+        assert segmentor.training
+    finally:
+        segmentor.eval()
+
+
 def test_sliding_window_over_the_whole_image_is_whole_inference(segmentor, tiny_config,
                                                                  image):
     whole = inference_model(segmentor, image, return_logits=True)['logits']

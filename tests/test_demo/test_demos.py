@@ -7,6 +7,7 @@ import sys
 from typing import Union
 
 import pytest
+import torch
 
 from mmtwins.apis import ModelZoo, model_zoo
 from tests.helpers import REPO_ROOT
@@ -88,3 +89,22 @@ def test_out_file_must_be_an_image_file(demo, task, out_file, capsys, tmp_path):
     assert status == 2  # argparse's, before any model is built
     assert (f"error: argument --out-file: cannot write an image to {out_path!r}; use an "
             f"image extension such as .png or .jpg") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('task', DEMOS)
+@pytest.mark.parametrize('device, message', [
+    ('gpu', 'argument --device: Expected one of cpu, cuda'),
+    pytest.param('cuda:0', 'argument --device: cuda:0: no CUDA device here; use cpu',
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason='has CUDA')),
+])
+def test_device_is_checked_before_the_model_is_built(demo, task, device, message, capsys):
+    assert exit_message(demo(task), DEMO_IMAGE, MODELS[task], '--device', device) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('topk', ['0', '-1', 'five'])
+def test_topk_is_a_positive_count(demo, topk, capsys):
+    assert exit_message(demo('classification'), DEMO_IMAGE, MODELS['classification'],
+                        '--topk', topk) == 2
+    assert f"argument --topk: {topk!r} is not a whole number of at least 1" in \
+        capsys.readouterr().err
