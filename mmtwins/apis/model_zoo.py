@@ -295,7 +295,8 @@ def get_model(model: Union[str, Path, Config],
             mmseg), converted on the fly.
         device: where to put the model; default CPU.
         **model_overrides: merged into ``config.model``, e.g.
-            ``backbone=dict(out_indices=(0, 1, 2, 3))``.
+            ``backbone=dict(out_indices=(0, 1, 2, 3))``; ``data_preprocessor=dict(...)``
+            merges into the config's data preprocessor.
 
     Returns:
         The model in eval mode, with ``_config``, ``_metainfo`` and ``_dataset_meta``
@@ -314,15 +315,17 @@ def get_model(model: Union[str, Path, Config],
         pretrained = info.weights
         if not osp.isfile(_downloaded_path(pretrained)) and not _can_download(pretrained):
             raise NoNetworkError(info.name, pretrained)
-    if model_overrides:
-        config.merge_from_dict({'model': model_overrides})
     if not isinstance(config.get('model'), dict):
         raise ValueError(f'{_describe(model)} defines no model (a _base_ file of runtime '
                          f'or schedule settings?)')
-    model_cfg = config.model
-    model_cfg.setdefault('data_preprocessor', config.get('data_preprocessor'))
-    with DefaultScope.overwrite_default_scope(config.default_scope):
-        network = MODELS.build(model_cfg)
+    # In the model first, as the runners build it, so that an override of some of its
+    # settings keeps the others (the mean and std).
+    if config.get('data_preprocessor') and 'data_preprocessor' not in config.model:
+        config.model.data_preprocessor = copy.deepcopy(config.data_preprocessor)
+    if model_overrides:
+        config.merge_from_dict({'model': model_overrides})
+    with DefaultScope.overwrite_default_scope(config.get('default_scope')):
+        network = MODELS.build(config.model)
     checkpoint_meta = _load_pretrained(network, str(pretrained)) if pretrained else {}
     network._config = config
     network._metainfo = info

@@ -144,6 +144,24 @@ def test_weights_that_leave_tensors_unset_or_do_not_belong_are_refused(tmp_path,
         get_model(QUICKSTART, pretrained=str(tmp_path / 'weights.pth'))
 
 
+def test_a_data_preprocessor_override_keeps_the_configs_other_settings():
+    # It replaced the config's preprocessor: no mean and std, no normalisation.
+    model = get_model(QUICKSTART, data_preprocessor=dict(to_rgb=False))
+    reference = get_model(QUICKSTART)
+    assert not model.data_preprocessor.to_rgb and reference.data_preprocessor.to_rgb
+    assert torch.equal(model.data_preprocessor.mean, reference.data_preprocessor.mean)
+    assert torch.equal(model.data_preprocessor.std, reference.data_preprocessor.std)
+
+
+def test_a_config_without_default_scope_builds_by_scoped_types(tmp_path):
+    settings = Config.fromfile(QUICKSTART).to_dict()
+    del settings['default_scope']
+    settings['model']['type'] = 'mmpretrain.ImageClassifier'
+    Config(settings).dump(tmp_path / 'no_scope.py')
+    model = get_model(str(tmp_path / 'no_scope.py'))
+    assert type(model).__name__ == 'ImageClassifier'
+
+
 def test_published_weights_without_network_say_what_to_do(monkeypatch):
     monkeypatch.setattr(model_zoo, '_can_download', lambda url: False)
     monkeypatch.setattr(model_zoo, '_downloaded_path', lambda url: '/nonexistent')
