@@ -26,6 +26,7 @@ from mmtwins.datasets import ImageLoadError, SafeLoadImageFromFile
 from tests.helpers import (REPO_ROOT, TINY_DAVIT, TINY_PCPVT, TINY_SVT, failure_report,
                            python_tool, tiny_classification_config, write_colour_classes)
 from tests.test_tools.detection_helpers import TRAINED_CONFIGS, tiny_detection_config
+from tests.test_tools.segmentation_helpers import tiny_segmentation_config, write_ade20k
 
 TWINS_CONFIG = 'configs/twins/svt-s_8xb128_in1k.py'
 DAVIT_CONFIG = 'configs/davit/davit-t_4xb256_in1k.py'
@@ -303,6 +304,32 @@ def test_test_pipeline_of_the_configs_names_an_unreadable_image(image_folder, tm
         'red/0.png'))
     with pytest.raises(ImageLoadError, match=r"cannot load image '.*red/0\.png'"):
         dataset[bad]
+
+
+@pytest.mark.parametrize('split', ['val', 'train'])
+def test_ade20k_pipelines_name_or_skip_an_unreadable_image(tmp_path, split):
+    from mmseg.registry import DATASETS as SEG_DATASETS
+    data_root = write_ade20k(tmp_path / 'ade', train_images=2, val_images=2)
+    folder = 'training' if split == 'train' else 'validation'
+    bad = sorted((data_root / 'images' / folder).glob('*.jpg'))[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    real_config = 'configs/twins/upernet_svt-s_8xb2-160k_ade20k-512x512.py'
+    config = tmp_path / 'tiny.py'
+    config.write_text(tiny_segmentation_config(real_config, TINY_SVT, data_root, 1))
+    cfg = Config.fromfile(str(config))
+    # The tiny config's smaller crops load images as the real config does.
+    real = Config.fromfile(str(REPO_ROOT / real_config))
+    pipeline = f'{split}_pipeline' if split == 'train' else 'test_pipeline'
+    assert cfg[pipeline][0] == real[pipeline][0]
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        dataset = SEG_DATASETS.build(cfg[f'{split}_dataloader'].dataset)
+    index = next(i for i in range(len(dataset))
+                 if dataset.get_data_info(i)['img_path'] == str(bad))
+    if split == 'val':
+        with pytest.raises(ImageLoadError, match=f"cannot load image '{re.escape(str(bad))}'"):
+            dataset[index]
+    else:  # another sample is drawn
+        assert dataset[index]['data_samples'].img_path != str(bad)
 
 
 def test_training_skips_an_unreadable_image_with_a_warning(image_folder, tmp_path):

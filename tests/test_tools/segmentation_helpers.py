@@ -74,7 +74,7 @@ model = dict(
     backbone=dict(arch=dict(_delete_=True, **{backbone_arch!r}), init_cfg=None),
     {heads})
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='skip', max_skipped=100),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(128, 64), ratio_range=(0.8, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -82,13 +82,13 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(type='Resize', scale=(128, 64), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(type='TestTimeAug', transforms=[
         [dict(type='Resize', scale=(128, 64), keep_ratio=True)],
         [dict(type='Resize', scale_factor=ratio, keep_ratio=True) for ratio in (0.75, 1.25)],

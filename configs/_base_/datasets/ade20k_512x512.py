@@ -3,7 +3,8 @@
 # 2048 x 512 scale by 0.5 to 2.0, 512 x 512 crops (at most 75 % of one class), flip,
 # photometric distortion. Single-scale testing resizes to 2048 x 512 (keeping the ratio);
 # multi-scale testing (`--tta`) adds the official ratios 0.5 to 1.75 of that size, each
-# also flipped.
+# also flipped. Unreadable training images are skipped with a warning (at most 100),
+# unreadable test images stop the run naming the file.
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
@@ -17,7 +18,7 @@ data_preprocessor = dict(
     size=crop_size)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='skip', max_skipped=100),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -26,7 +27,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # after Resize: the metric compares with the label map at its original size
     dict(type='LoadAnnotations', reduce_zero_label=True),
@@ -34,7 +35,7 @@ test_pipeline = [
 ]
 tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmtwins.SafeLoadImageFromFile', on_error='raise'),
     dict(
         type='TestTimeAug',
         transforms=[
