@@ -12,6 +12,7 @@ Example:
 import copy
 import difflib
 import fnmatch
+import functools
 import os.path as osp
 import warnings
 from pathlib import Path
@@ -134,8 +135,10 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None) -> Li
     """Names of the released models.
 
     Args:
-        pattern: a shell-style wildcard pattern (``'*svt*'``), case-insensitive. It matches
-            a model by its name or by any of its aliases, as :func:`get_model` finds it.
+        pattern: a shell-style wildcard pattern (``'*svt*'``), case-insensitive, that
+            matches the start of a name, as in mmpretrain (``'davit'`` is ``'davit*'``). It
+            matches a model by its name or by any of its aliases, as :func:`get_model`
+            finds it.
         task: only models of this task: ``'classification'``, ``'segmentation'`` or
             ``'detection'``.
 
@@ -154,14 +157,20 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None) -> Li
     if pattern is not None:
         names = [n for n in names if _matches(ModelZoo.get(n), pattern)]
     if task is not None:
-        names = [n for n in names if task_of(n) == task]
+        names = [n for n in names if _zoo_task(n) == task]
     return names
 
 
 def _matches(info: ModelInfo, pattern: str) -> bool:
-    """Whether the name or an alias of ``info`` matches the wildcard ``pattern``."""
-    return any(fnmatch.fnmatch(name.lower(), pattern.lower())
+    """Whether the name or an alias of ``info`` starts with a match of ``pattern``."""
+    return any(fnmatch.fnmatch(name.lower(), pattern.lower() + '*')
                for name in (info.name, *info.aliases))
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_task(name: str) -> str:
+    """:func:`task_of` a zoo model, once per process: it parses the model's config."""
+    return task_of(name)
 
 
 def task_of(model: Union[str, Path, Config]) -> str:

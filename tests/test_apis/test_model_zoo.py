@@ -39,6 +39,23 @@ def test_list_models_patterns_match_aliases_as_get_model_does():
     assert list_models('no_such_model*') == []
 
 
+def test_list_models_patterns_match_the_start_of_names_as_mmpretrains():
+    assert list_models('davit') == list_models('davit*') == [
+        'davit-b_4xb256_in1k', 'davit-s_4xb256_in1k', 'davit-t_4xb256_in1k']
+    assert list_models('svt-s_8xb128_in1k') == ['svt-s_8xb128_in1k']
+
+
+def test_list_models_reads_each_config_once_per_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(model_zoo, 'task_of', lambda name: calls.append(name) or 'detection')
+    model_zoo._zoo_task.cache_clear()
+    try:
+        assert len(list_models(task='detection')) == len(list_models(task='detection')) == 60
+        assert sorted(calls) == list_models()  # took 10 s per call before
+    finally:
+        model_zoo._zoo_task.cache_clear()
+
+
 def test_list_models_refuses_an_unknown_task():
     with pytest.raises(ValueError, match=r"unknown task 'classificaton'; expected one of "
                        r"\['classification', 'detection', 'segmentation'\]"):
