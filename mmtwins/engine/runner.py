@@ -63,6 +63,8 @@ class Runner(MMEngineRunner):
 
     _testing = False
     _resuming = False
+    # (path, checkpoint) that train() read for its seed, for resume() to load.
+    _read_ahead: Optional[tuple] = None
 
     def load_checkpoint(self,
                         filename: str,
@@ -77,9 +79,14 @@ class Runner(MMEngineRunner):
             map_location: as in :func:`torch.load`.
             strict: whether every key of the model must be in the checkpoint.
             revise_keys: ``(pattern, replacement)`` pairs applied to the checkpoint keys.
+                The checkpoint :meth:`train` read to resume is not read again (its
+                tensors are on the CPU, whatever ``map_location``: loading copies them
+                to the model's and the optimizer's devices).
         """
-        checkpoint = to_mmtwins_checkpoint(read_checkpoint(filename, map_location),
-                                           source=filename)
+        checkpoint = self._take_read_ahead(filename)
+        if checkpoint is None:
+            checkpoint = read_checkpoint(filename, map_location)
+        checkpoint = to_mmtwins_checkpoint(checkpoint, source=filename)
         model = _unwrapped(self.model)
         state_dict = unwrap_state_dict(checkpoint, source=filename)
         refuse_another_architecture(model, state_dict, filename)
@@ -105,6 +112,7 @@ class Runner(MMEngineRunner):
         resume_from = self._checkpoint_to_resume()
         if resume_from is not None:
             checkpoint = read_checkpoint(resume_from)
+            self._read_ahead = (resume_from, checkpoint)
             seed = (checkpoint.get('meta') or {}).get('seed') \
                 if isinstance(checkpoint, Mapping) else None
             if seed is not None and seed != self.seed:
@@ -142,7 +150,17 @@ class Runner(MMEngineRunner):
         """As MMEngine's, resuming from the checkpoint :meth:`_checkpoint_to_resume` picks."""
         if not self._has_loaded:
             self._checkpoint_to_resume()
-        super().load_or_resume()
+        try:
+            super().load_or_resume()
+        finally:
+            self._read_ahead = None  # not held through training if it went unused
+
+    def _take_read_ahead(self, filename: str) -> Optional[Mapping]:
+        """The checkpoint :meth:`train` read from ``filename``, handed over once."""
+        if self._read_ahead is None or self._read_ahead[0] != filename:
+            return None
+        checkpoint, self._read_ahead = self._read_ahead[1], None
+        return checkpoint
 
     def _checkpoint_to_resume(self) -> Optional[str]:
         """The checkpoint to resume from, checked, and set as ``load_from``; None without one.

@@ -17,8 +17,9 @@ from torch._dynamo.utils import counters
 from torch.utils.data import Dataset
 
 from mmtwins.converters import CheckpointError, read_checkpoint
-from mmtwins.engine import Runner
 from mmtwins.converters.checkpoint import fit_mismatches
+from mmtwins.engine import Runner
+from mmtwins.engine import runner as runner_module
 from mmtwins.models.backbones import TwinsSVT
 from mmtwins.utils import INDUCTOR_OPTIONS
 from tests.helpers import TINY_SVT
@@ -332,3 +333,17 @@ def test_a_save_removes_the_temporaries_of_writers_killed_before(tmp_path):
     build_runner(str(tmp_path), max_epochs=1).train()
     assert not stale.exists() and running.exists()
     assert (tmp_path / 'epoch_1.pth').is_file()
+
+
+def test_resume_reads_the_checkpoint_once(trained_work_dir, tmp_path, monkeypatch):
+    work_dir = shutil.copytree(trained_work_dir, tmp_path / 'work_dir')
+    last = work_dir / osp.basename((work_dir / 'last_checkpoint').read_text().strip())
+    epochs = read_checkpoint(str(last))['meta']['epoch']
+    reads = []
+    monkeypatch.setattr(runner_module, 'read_checkpoint',
+                        lambda path, *args: reads.append(path) or read_checkpoint(path, *args))
+    runner = build_runner(str(work_dir), max_epochs=epochs + 1, resume=True)
+    runner.train()
+    assert runner.epoch == epochs + 1
+    assert reads == [str(last)]  # twice before: for the seed, then for the weights
+    assert runner._read_ahead is None
