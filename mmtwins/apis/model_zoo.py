@@ -34,7 +34,16 @@ TASKS = {'mmpretrain': 'classification', 'mmseg': 'segmentation', 'mmdet': 'dete
 
 
 class ModelInfo(NamedTuple):
-    """One released model of ``model-index.yml``."""
+    """One released model of ``model-index.yml``.
+
+    Attributes:
+        name: Its zoo name, e.g. ``'svt-s_8xb128_in1k'``.
+        config: Path of its config file.
+        weights: Address of its published weights; None if there are none.
+        aliases: Other names it answers to (mmpretrain's, timm's, mmseg's).
+        metadata: The entry's ``Metadata`` (parameters, FLOPs, training data, ...).
+        results: The entry's ``Results`` (task, dataset, metrics).
+    """
     name: str
     config: str
     weights: Optional[str]
@@ -110,6 +119,7 @@ class ModelZoo:
 
     @classmethod
     def names(cls) -> List[str]:
+        """All zoo names (not the aliases), sorted."""
         cls._ensure_loaded()
         return sorted(cls._by_name)
 

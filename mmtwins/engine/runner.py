@@ -285,11 +285,28 @@ class Runner(MMEngineRunner):
                          f'slow.')
 
     def setup_env(self, env_cfg: Dict) -> None:
+        """Sets up the environment as MMEngine does; a distributed run without CUDA joins
+        its process group over gloo first (MMEngine's setup assumes a GPU per process).
+
+        Args:
+            env_cfg: The config's ``env_cfg``.
+        """
         if self.distributed and not is_distributed() and not torch.cuda.is_available():
             _init_cpu_process_group(self.launcher, env_cfg.get('dist_cfg', {}))
         super().setup_env(env_cfg)
 
-    def wrap_model(self, model_wrapper_cfg: Optional[Dict], model: torch.nn.Module):
+    def wrap_model(self, model_wrapper_cfg: Optional[Dict],
+                   model: torch.nn.Module) -> torch.nn.Module:
+        """Wraps the model as MMEngine does; on CPUs a distributed run gets DDP without
+        device ids and without SyncBatchNorm.
+
+        Args:
+            model_wrapper_cfg: The config's ``model_wrapper_cfg``; None for the default.
+            model: The model to wrap.
+
+        Returns:
+            The wrapped model.
+        """
         if self.distributed and not torch.cuda.is_available():
             # SyncBatchNorm (mmseg's and mmdet's heads) only runs on GPUs: on CPUs each
             # process keeps its own BatchNorm statistics.

@@ -78,6 +78,14 @@ class DaViTBlock(nn.Module):
         self.channel = channel
 
     def forward(self, x: Tensor) -> Tensor:
+        """The spatial block, then the channel block.
+
+        Args:
+            x: ``(B, H, W, C)`` tokens.
+
+        Returns:
+            ``(B, H, W, C)``.
+        """
         return self.channel(self.spatial(x))
 
 
