@@ -1,8 +1,9 @@
 """Tiny architectures and builders shared by the model tests."""
-from typing import Optional
+from typing import Callable, Dict, Optional
 
+import timm
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 import mmtwins.models  # noqa: F401  (registers the models)
 from mmtwins.registry import MODELS
@@ -60,3 +61,33 @@ def random_projection_loss(outputs) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return sum((out * torch.randn(out.shape, generator=generator)).sum()
                for out in outputs)
+
+
+def perturbed_timm_model(name: str) -> nn.Module:
+    """A timm model with random weights, in eval mode, its biases and norms perturbed so
+    that a swapped or missed bias or norm in a key mapping cannot go unnoticed."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.ndim == 1:
+                param.add_(torch.randn_like(param) * 0.1)
+    return model
+
+
+def converted_classifier(reference: nn.Module,
+                         backbone: dict,
+                         in_channels: int,
+                         to_mmtwins: Callable[[Dict[str, Tensor]], Dict[str, Tensor]]
+                         ) -> nn.Module:
+    """Our classifier carrying ``reference``'s weights (shared, not copied), in eval mode.
+
+    Args:
+        reference: A timm model.
+        backbone: Our backbone's config, as for :func:`build_classifier`.
+        in_channels: Channels of the last stage.
+        to_mmtwins: The family's reference-to-mmtwins key mapping.
+    """
+    model = build_classifier(backbone, in_channels, device='meta')
+    model.load_state_dict(to_mmtwins(reference.state_dict()), strict=True, assign=True)
+    return model.eval()

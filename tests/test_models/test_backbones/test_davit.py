@@ -2,7 +2,6 @@
 import math
 
 import pytest
-import timm
 import torch
 from torch import nn
 
@@ -10,8 +9,8 @@ from mmtwins.converters.reference import davit_reference_to_mmtwins
 from mmtwins.models.backbones.davit import ChannelAttention
 from tests.helpers import TINY_DAVIT
 
-from ..helpers import (build_backbone, build_classifier, num_params,
-                       random_projection_loss)
+from ..helpers import (build_backbone, build_classifier, converted_classifier, num_params,
+                       perturbed_timm_model, random_projection_loss)
 
 # timm name, arch, last channels, parameter count (spec, 1000 classes)
 RELEASED = [
@@ -28,24 +27,14 @@ UNRELEASED = [
 
 @pytest.fixture(scope='module', params=RELEASED, ids=[r[0] for r in RELEASED])
 def timm_model(request):
-    """A timm model with random weights, biases and norms perturbed (see test_twins)."""
     name, arch, dims, _ = request.param
-    torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim == 1:
-                param.add_(torch.randn_like(param) * 0.1)
-    return model, arch, dims
+    return perturbed_timm_model(name), arch, dims
 
 
 def converted(timm_model, **backbone_options):
     reference, arch, dims = timm_model
-    model = build_classifier(
-        dict(type='DaViT', arch=arch, **backbone_options), dims, device='meta')
-    model.load_state_dict(
-        davit_reference_to_mmtwins(reference.state_dict()), strict=True, assign=True)
-    return model.eval()
+    return converted_classifier(reference, dict(type='DaViT', arch=arch, **backbone_options),
+                                dims, davit_reference_to_mmtwins)
 
 
 @torch.no_grad()

@@ -3,7 +3,6 @@ import math
 import re
 
 import pytest
-import timm
 import torch
 from torch import nn
 
@@ -12,8 +11,8 @@ from mmtwins.models.backbones.twins import GlobalSubsampledAttention
 from mmtwins.models.layers import WindowAttention
 from tests.helpers import TINY_PCPVT, TINY_SVT
 
-from ..helpers import (build_backbone, build_classifier,
-                       num_params, random_projection_loss)
+from ..helpers import (build_backbone, build_classifier, converted_classifier, num_params,
+                       perturbed_timm_model, random_projection_loss)
 
 # timm name, our type, arch, last channels, parameter count (spec, 1000 classes)
 RELEASED = [
@@ -30,26 +29,15 @@ FAMILIES = ['TwinsPCPVT', 'TwinsSVT']
 
 @pytest.fixture(scope='module', params=RELEASED, ids=[r[0] for r in RELEASED])
 def timm_model(request):
-    """A timm model with random weights, its biases and norms perturbed so that a
-    swapped or missed bias/norm in the key mapping cannot go unnoticed."""
     name, model_type, arch, dims, count = request.param
-    torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim == 1:
-                param.add_(torch.randn_like(param) * 0.1)
-    return model, model_type, arch, dims, count
+    return perturbed_timm_model(name), model_type, arch, dims, count
 
 
 def converted(timm_model, **backbone_options):
-    """Our classifier carrying ``timm_model``'s weights (shared, not copied)."""
     reference, model_type, arch, dims, _ = timm_model
-    model = build_classifier(
-        dict(type=model_type, arch=arch, **backbone_options), dims, device='meta')
-    model.load_state_dict(
-        twins_reference_to_mmtwins(reference.state_dict()), strict=True, assign=True)
-    return model.eval()
+    return converted_classifier(reference,
+                                dict(type=model_type, arch=arch, **backbone_options), dims,
+                                twins_reference_to_mmtwins)
 
 
 @torch.no_grad()
