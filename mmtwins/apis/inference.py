@@ -30,10 +30,17 @@ def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> Lis
 def _mmseg_config(config: Config, image: ImageInput) -> Config:
     """A copy of ``config`` for mmseg's ``inference_model``, which edits it in place.
 
-    Its ``test_pipeline`` is the test dataloader's, reading ``image`` from a file or an array.
+    Its ``test_pipeline`` is the test dataloader's (else the config's own, as mmseg reads
+    it), reading ``image`` from a file or an array.
     """
     config = copy.deepcopy(config)
-    config.test_pipeline = config.test_dataloader.dataset.pipeline
+    pipeline = config.get('test_dataloader', {}).get('dataset', {}).get('pipeline') \
+        or config.get('test_pipeline')
+    if not pipeline:
+        raise ValueError(f'{config.filename or "the config"} has no test pipeline '
+                         f'(test_dataloader.dataset.pipeline or test_pipeline) to read '
+                         f'images with')
+    config.test_pipeline = pipeline
     if isinstance(image, np.ndarray):
         config.test_pipeline[0] = dict(type='LoadImageFromNDArray')
     return config

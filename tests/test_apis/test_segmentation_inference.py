@@ -6,6 +6,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmtwins import inference_model
 from mmtwins.apis import get_model
@@ -68,6 +69,20 @@ def test_a_model_in_train_mode_predicts_in_eval_mode_and_stays_in_train_mode(seg
         assert segmentor.training
     finally:
         segmentor.eval()
+
+
+def test_a_config_with_only_a_test_pipeline_reads_images_with_it(segmentor, image):
+    # As mmseg's inference_model reads it; an AttributeError on test_dataloader before.
+    expected = inference_model(segmentor, image)['pred_label_map']
+    config = segmentor._config
+    settings = config.to_dict()
+    del settings['test_dataloader']
+    segmentor._config = Config(settings)
+    try:
+        np.testing.assert_array_equal(inference_model(segmentor, image)['pred_label_map'],
+                                      expected)
+    finally:
+        segmentor._config = config
 
 
 def test_sliding_window_over_the_whole_image_is_whole_inference(segmentor, tiny_config,
