@@ -15,8 +15,8 @@ from .rename import BACKBONE_PREFIX
 from .trusted_checkpoint import RUNNER_CHECKPOINT_GLOBALS, trusted_runner_checkpoints
 
 __all__ = [
-    'BACKBONE_PREFIX', 'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'CheckpointError', 'LoadReport',
-    'RUNNER_CHECKPOINT_GLOBALS',
+    'BACKBONE_PREFIX', 'FAMILIES', 'FORMATS', 'MMPRETRAIN_NORM_CAVEAT', 'CheckpointError',
+    'LoadReport', 'RUNNER_CHECKPOINT_GLOBALS',
     'convert_to_mmtwins', 'detect_format', 'load_into', 'load_pretrained',
     'load_pretrained_state_dict', 'read_checkpoint', 'save_checkpoint_atomically',
     'to_mmtwins_checkpoint', 'to_reference', 'trusted_runner_checkpoints', 'unwrap_state_dict'
