@@ -9,8 +9,7 @@ from .checkpoint import (CheckpointError, LoadReport, load_into, load_pretrained
 from .davit import BODY_RULES as DAVIT_BODY_RULES
 from .davit import HEAD_RULE as DAVIT_HEAD_RULE
 from .davit import davit_to_reference
-from .formats import (FAMILIES, FORMATS, detect_format,
-                      split_backbone)
+from .formats import FAMILIES, FORMATS, detect_format, split_backbone
 from .reference import davit_reference_to_mmtwins, twins_reference_to_mmtwins
 from .rename import BACKBONE_PREFIX, StateDict, rename_keys
 from .twins import BODY_RULES as TWINS_BODY_RULES

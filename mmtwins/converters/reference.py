@@ -10,12 +10,12 @@ has a head, ``head.fc.*``; a dense one (per-stage norms) maps to the ``backbone.
 only: a classification norm and head, if it has any, are dropped.
 """
 import re
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .rename import StateDict
+from .rename import StateDict, add_renamed
 
 #: A key mapping: a pattern matched against the whole key, and the target template
 #: (``match.expand``) or None to drop the key. Unlike :data:`~.rename.Rule`s, which
@@ -137,17 +137,14 @@ def _rename(state_dict: Mapping[str, Tensor], mappings: Sequence[KeyMapping],
             say): keeping either would silently drop weights.
     """
     renamed: StateDict = {}
-    sources, unknown = {}, []
+    sources: Dict[str, str] = {}
+    unknown = []
     for key, value in state_dict.items():
         for pattern, target in mappings:
             match = re.fullmatch(pattern, key)
             if match:
                 if target is not None:
-                    new_key = match.expand(target)
-                    if new_key in renamed:
-                        raise ValueError(f'{sources[new_key]} and {key} both map to '
-                                         f'{new_key}: not one {family} checkpoint')
-                    renamed[new_key], sources[new_key] = value, key
+                    add_renamed(renamed, sources, key, match.expand(target), value)
                 break
         else:
             unknown.append(key)

@@ -37,15 +37,40 @@ def rename_keys(state_dict: Mapping[str, Tensor],
     """
     compiled = [(re.compile(pattern), repl) for pattern, repl in rules]
     renamed: StateDict = {}
+    sources: Dict[str, str] = {}
     for key, value in state_dict.items():
         new_key = key
         for pattern, repl in compiled:
             new_key = pattern.sub(repl, new_key)
-        if new_key in renamed:
-            raise ValueError(
-                f'Renaming maps two keys to {new_key!r} (one of them is {key!r}).')
-        renamed[new_key] = value
+        add_renamed(renamed, sources, key, new_key, value)
     return renamed
+
+
+def add_renamed(renamed: StateDict, sources: Dict[str, str], key: str, new_key: str,
+                value: Tensor) -> None:
+    """Adds ``value`` to ``renamed`` as ``new_key``, the new name of ``key``.
+
+    Args:
+        renamed: The renamed state dict being built.
+        sources: The old key of each key of ``renamed``, kept up to date here.
+        key: The old key.
+        new_key: Its new name.
+        value: Its tensor.
+
+    Raises:
+        ValueError: If an earlier key was renamed to ``new_key`` too: keeping either
+            tensor would silently lose the other.
+
+    Example:
+        >>> renamed, sources = {}, {}
+        >>> add_renamed(renamed, sources, 'blocks.0.0.w', 'stages.0.w', 't')
+        >>> add_renamed(renamed, sources, 'blocks.0.spatial.w', 'stages.0.w', 't')
+        Traceback (most recent call last):
+        ValueError: 'blocks.0.0.w' and 'blocks.0.spatial.w' both map to 'stages.0.w'
+    """
+    if new_key in renamed:
+        raise ValueError(f'{sources[new_key]!r} and {key!r} both map to {new_key!r}')
+    renamed[new_key], sources[new_key] = value, key
 
 
 def indices_of(keys: Iterable[str], pattern: str) -> set:

@@ -32,7 +32,7 @@ import glob
 import os
 import os.path as osp
 import types
-from typing import Callable, Dict, Mapping, Optional, Union
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -64,7 +64,7 @@ class Runner(MMEngineRunner):
     _testing = False
     _resuming = False
     # (path, checkpoint) that train() read for its seed, for resume() to load.
-    _read_ahead: Optional[tuple] = None
+    _read_ahead: Optional[Tuple[str, Mapping]] = None
 
     def load_checkpoint(self,
                         filename: str,

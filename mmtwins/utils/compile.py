@@ -51,8 +51,8 @@ def compile_model(model: Callable, **kwargs) -> Callable:
         Compiling takes minutes (so the doctest skips it):
 
         >>> from mmtwins.apis import get_model
-        >>> model = get_model('svt-s_8xb128_in1k').eval()
-        >>> compiled = compile_model(model, mode='max-autotune-no-cudagraphs')
+        >>> model = get_model('svt-s_8xb128_in1k').eval()  # doctest: +SKIP
+        >>> compiled = compile_model(model, mode='max-autotune-no-cudagraphs')  # doctest: +SKIP
         >>> with torch.inference_mode():
         ...     logits = compiled(torch.rand(8, 3, 224, 224), mode='tensor')  # doctest: +SKIP
     """

@@ -84,9 +84,9 @@ def test_davit_keys():
     with pytest.raises(ValueError, match='not in the DaViT reference naming'):
         davit_reference_to_mmtwins({'stages.0.blocks.0.2.norm1.weight': tensor})
     # timm's two spellings of one block: keeping either tensor would drop the other.
-    with pytest.raises(ValueError, match=r'stages\.0\.blocks\.0\.0\.norm1\.weight and '
-                                         r'stages\.0\.blocks\.0\.spatial_block\.norm1\.weight '
-                                         r'both map to backbone\.stages\.0\.blocks\.0\.spatial'):
+    with pytest.raises(ValueError, match=r"'stages\.0\.blocks\.0\.0\.norm1\.weight' and "
+                                         r"'stages\.0\.blocks\.0\.spatial_block\.norm1\.weight' "
+                                         r"both map to 'backbone\.stages\.0\.blocks\.0\.spatial"):
         davit_reference_to_mmtwins({'stages.0.blocks.0.0.norm1.weight': tensor,
                                     'stages.0.blocks.0.spatial_block.norm1.weight': tensor})
 
