@@ -41,6 +41,9 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # A no-op on the digits; brings an image of any other size to the trained scale, and a
+    # batch of such images to one size.
+    dict(type='Resize', scale=image_size),
     dict(type='PackInputs'),
 ]
 

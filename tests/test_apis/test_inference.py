@@ -144,6 +144,21 @@ def test_a_config_in_the_mmtwins_scope(tmp_path):
                                atol=1e-6)
 
 
+def test_quickstart_model_batches_images_of_any_size():
+    """The quickstart's test pipeline resizes to its 32 x 32 digits: images of other sizes
+    batch together (mmpretrain's collate stacked 32 x 32 with 40 x 48 before) and score as
+    when resized first."""
+    torch.manual_seed(0)
+    model = get_model(str(REPO_ROOT / 'configs/quickstart/twins-svt-tiny_1xb64_digits.py'))
+    images = [np.random.default_rng(seed).integers(0, 256, shape, np.uint8)
+              for seed, shape in enumerate([(32, 32, 3), (40, 48, 3)])]
+    batched = inference_model(model, images, batch_size=2)
+    for image, in_batch in zip(images, batched):
+        resized = mmcv.imresize(image, (32, 32))
+        np.testing.assert_allclose(in_batch['pred_scores'],
+                                   inference_model(model, resized)['pred_scores'], atol=1e-6)
+
+
 def test_image_demo_prints_and_draws_the_top_classes(tmp_path):
     checkpoint = tmp_path / 'weights.pth'
     torch.save({'state_dict': get_model('svt-s_8xb128_in1k').state_dict()}, checkpoint)
