@@ -93,7 +93,8 @@ def _out_files(out_file: OutFiles, images: List[ImageInput]) -> List[Optional[st
 
 
 def check_image_file(path: str) -> str:
-    """``path`` if cv2 can write an image to it, told by its extension.
+    """``path`` if an image can be written to it: cv2 has a writer for its extension, and
+    its folder is writable or can be created (mmcv creates missing folders).
 
     Args:
         path: Where an image is to be written.
@@ -102,7 +103,8 @@ def check_image_file(path: str) -> str:
         ``path``.
 
     Raises:
-        ValueError: If cv2 has no writer for its extension (or it has none).
+        ValueError: If cv2 has no writer for its extension (or it has none), or the
+            nearest existing folder above it is a file or not writable.
 
     Example:
         >>> check_image_file('drawn.png')
@@ -111,6 +113,15 @@ def check_image_file(path: str) -> str:
     if not cv2.haveImageWriter(path):
         raise ValueError(f'cannot write an image to {path!r}; use an image extension such '
                          f'as .png or .jpg')
+    existing = osp.dirname(osp.abspath(path))
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise ValueError(f'cannot write an image to {path!r}: {existing!r} is a file, not '
+                         f'a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f'cannot write an image to {path!r}: no permission to write in '
+                         f'{existing!r}')
     return path
 
 

@@ -1,4 +1,5 @@
 """inference_model on segmentors: label maps at the image size, logits, overlays; the demo."""
+import os
 import subprocess
 import sys
 
@@ -119,6 +120,22 @@ def test_out_file_is_checked_before_inference(segmentor, image, tmp_path, monkey
         inference_model(segmentor, [image, image],
                         out_file=[str(tmp_path / 'a.png'), str(tmp_path / 'overlay.txt')])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_out_file_folder_is_checked_before_inference(segmentor, image, tmp_path,
+                                                     monkeypatch):
+    import mmseg.apis
+    monkeypatch.setattr(mmseg.apis, 'inference_model', None)  # fails if called
+    monkeypatch.setattr(os, 'access', lambda path, mode: path != str(tmp_path / 'locked'))
+    (tmp_path / 'locked').mkdir()
+    with pytest.raises(ValueError, match=r"out_file: cannot write an image to "
+                       r"'.*locked/new/b.png': no permission to write in '.*locked'$"):
+        inference_model(segmentor, [image, image],
+                        out_file=[str(tmp_path / 'a.png'), tmp_path / 'locked/new/b.png'])
+    monkeypatch.undo()
+    # A missing folder is fine: it is created when the image is written.
+    inference_model(segmentor, image, out_file=tmp_path / 'new' / 'deeper' / 'a.png')
+    assert (tmp_path / 'new' / 'deeper' / 'a.png').is_file()
 
 
 def test_out_file_may_be_a_path_object(segmentor, image, tmp_path):

@@ -92,6 +92,15 @@ def test_out_file_must_be_an_image_file(demo, task, out_file, capsys, tmp_path):
 
 
 @pytest.mark.parametrize('task', DEMOS)
+def test_out_file_folder_is_checked_before_the_model_is_built(demo, task, capsys, tmp_path):
+    (tmp_path / 'notes').write_text('')
+    out_path = str(tmp_path / 'notes' / 'drawn' / 'result.png')
+    assert exit_message(demo(task), DEMO_IMAGE, MODELS[task], '--out-file', out_path) == 2
+    assert (f"error: argument --out-file: cannot write an image to {out_path!r}: "
+            f"{str(tmp_path / 'notes')!r} is a file, not a folder") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('task', DEMOS)
 @pytest.mark.parametrize('device, message', [
     ('gpu', 'argument --device: Expected one of cpu, cuda'),
     pytest.param('cuda:0', 'argument --device: cuda:0: no CUDA device here; use cpu',
