@@ -11,6 +11,7 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         norm_outputs=True,
+        window_padding='zero',  # as the official DaViT: no key mask
         drop_path_rate=0.3,
         init_cfg=dict(
             type='Pretrained',

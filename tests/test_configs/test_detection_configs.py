@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmtwins.apis import list_models
+from mmtwins.models.layers import WindowAttention
 from tests.test_configs.helpers import (check_backbone_starts_from_imagenet_weights,
                                         check_no_decay_keys_name_parameters, load_zoo_model)
 
@@ -74,10 +75,11 @@ def test_every_no_decay_key_names_parameters(zoo_model):
 
 def test_backbone_starts_from_the_published_imagenet_weights(zoo_model):
     check_backbone_starts_from_imagenet_weights(zoo_model.config)
-    # the official detection SVT attends over zero-padded windows (no key mask)
-    svt = '_svt-' in zoo_model.info.name
-    assert zoo_model.config.model.backbone.get('window_padding', 'mask') == (
-        'zero' if svt else 'mask')
+    # the official detection SVT and DaViT attend over zero-padded windows (no key mask);
+    # PCPVT has no windows
+    paddings = {module.window_padding for module in zoo_model.model.modules()
+                if isinstance(module, WindowAttention)}
+    assert paddings == (set() if '_pcpvt-' in zoo_model.info.name else {'zero'})
 
 
 def test_coco_data_and_padding(zoo_model):

@@ -4,6 +4,7 @@ import timm
 import torch
 
 from mmtwins.apis import get_model, list_models
+from mmtwins.models.layers import WindowAttention
 from tests.helpers import REPO_ROOT, TINY_SVT
 from tests.test_configs.helpers import (check_backbone_starts_from_imagenet_weights,
                                         check_no_decay_keys_name_parameters, load_zoo_model)
@@ -48,6 +49,12 @@ def test_every_no_decay_key_names_parameters(zoo_model):
 
 def test_backbone_starts_from_the_published_imagenet_weights(zoo_model):
     check_backbone_starts_from_imagenet_weights(zoo_model.config)
+    # The official DaViT pads windows without a key mask; SVT masks the padded keys as the
+    # official Twins segmentation code means to (its mask misses one-sided padding).
+    paddings = {module.window_padding for module in zoo_model.model.backbone.modules()
+                if isinstance(module, WindowAttention)}
+    expected = {'pcpvt': set(), 'svt': {'mask'}, 'davit': {'zero'}}
+    assert paddings == expected[zoo_model.info.name.split('_')[1].split('-')[0]]
 
 
 @pytest.mark.parametrize('name', UPERNETS)
