@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
 
 _LINEAR_POINTWISE = getattr(torch.ops.mkldnn, '_linear_pointwise', None) \
     if torch.backends.mkldnn.is_available() else None
@@ -35,9 +35,10 @@ def can_fuse(x: Tensor) -> bool:
     fusions (:class:`~mmtwins.models.layers.ConvPositionEncoding`'s sum).
 
     That is an fp32 CPU tensor, outside autocast, torch.export and tracers (ONNX
-    export), which need standard operators, and under torch.compile only where
-    autograd does not record. Callers also keep their plain path while a dropout
-    between the fused operations is live.
+    export), which need standard operators, outside ``torch.func`` transforms (``grad``,
+    ``vmap``, ``jvp``: the oneDNN kernel has no batching or forward-mode rule), and
+    under torch.compile only where autograd does not record. Callers also keep their
+    plain path while a dropout between the fused operations is live.
 
     Example:
         >>> can_fuse(torch.rand(2, 8)), can_fuse(torch.rand(2, 8).double())
@@ -46,6 +47,8 @@ def can_fuse(x: Tensor) -> bool:
     return (_LINEAR_POINTWISE is not None and x.device.type == 'cpu'
             and x.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
             and not torch.compiler.is_exporting() and not torch.jit.is_tracing()
+            # The check torch.autograd.Function.apply itself makes; no public API has it.
+            and not torch._C._are_functorch_transforms_active()
             and not (torch.compiler.is_compiling() and torch.is_grad_enabled()))
 
 
@@ -56,7 +59,7 @@ def fused_linear(x: Tensor,
                  residual: Optional[Tensor] = None) -> Tensor:
     """``gelu(x @ weight.T + bias)`` or ``residual + x @ weight.T + bias``, fused.
 
-    Only where :func:`can_fuse` holds; differentiable (once).
+    Only where :func:`can_fuse` holds; differentiable, twice too (``create_graph=True``).
 
     Args:
         x: ``(..., in_features)``.
@@ -134,27 +137,35 @@ class _FusedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
                 gelu: bool, residual: Optional[Tensor]) -> Tensor:
+        ctx.gelu = gelu
         if residual is not None:
-            ctx.save_for_backward(x, weight)
+            ctx.save_for_backward(x, weight, bias)
             return _onednn_linear(x, weight, bias, residual=residual)
         out = _onednn_linear(x, weight, bias)
         if not gelu:
-            ctx.save_for_backward(x, weight)
+            ctx.save_for_backward(x, weight, bias)
             return out
-        ctx.save_for_backward(x, weight, out)
+        ctx.save_for_backward(x, weight, bias, out)
         return F.gelu(out)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor):
-        x, weight, *pre_activation = ctx.saved_tensors
+        x, weight, bias, *pre_activation = ctx.saved_tensors
         needs_x, needs_weight, needs_bias, _, needs_residual = ctx.needs_input_grad
+        # Grad mode is on here only under create_graph=True, which records this backward:
+        # then only operators with derivatives, and the pre-activation recomputed from the
+        # inputs (the saved one is an intermediate, a constant to autograd).
+        recorded = torch.is_grad_enabled()
         grad_residual = grad if needs_residual else None
-        if pre_activation:
-            grad = torch.ops.aten.gelu_backward(grad, pre_activation[0])
+        if ctx.gelu:
+            pre_activation = F.linear(x, weight, bias) if recorded else pre_activation[0]
+            grad = torch.ops.aten.gelu_backward(grad, pre_activation)
         grad = grad.reshape(-1, grad.shape[-1])
-        # oneDNN reads the transposed weight as it is, faster here than MKL's product.
-        grad_x = _onednn_linear(grad, weight.t()).view(x.shape) if needs_x else None
+        grad_x = None
+        if needs_x:
+            # oneDNN reads the transposed weight as it is, faster here than MKL's product.
+            grad_x = grad @ weight if recorded else _onednn_linear(grad, weight.t())
+            grad_x = grad_x.view(x.shape)
         grad_weight = grad.t() @ x.reshape(-1, x.shape[-1]) if needs_weight else None
         grad_bias = grad.sum(0) if needs_bias else None
         return grad_x, grad_weight, grad_bias, None, grad_residual

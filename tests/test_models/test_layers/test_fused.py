@@ -37,6 +37,46 @@ def test_fused_linear_matches_plain_values_and_gradients(bias, kind):
         torch.testing.assert_close(fused_grad, plain_grad)
 
 
+@pytest.mark.parametrize('kind', [dict(), dict(gelu=True), dict(residual=True)])
+def test_fused_linear_differentiates_twice_as_plain(kind):
+    """A gradient penalty (``create_graph=True``) gets the plain second derivatives; the
+    GELU's come through its pre-activation, recomputed in a recorded backward."""
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 24)
+    x = torch.randn(3, 16, requires_grad=True)
+    residual = torch.randn(3, 24, requires_grad=True) if 'residual' in kind else None
+    options = dict(gelu=kind.get('gelu', False), residual=residual)
+    inputs = [t for t in (x, layer.weight, layer.bias, residual) if t is not None]
+
+    def penalty_grads(linear):
+        out = linear(x, layer.weight, layer.bias, **options)
+        grad_x, = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(grad_x.pow(2).sum(), inputs, allow_unused=True)
+
+    for fused_grad, plain_grad in zip(penalty_grads(fused_linear), penalty_grads(plain_linear)):
+        torch.testing.assert_close(fused_grad, plain_grad)
+
+
+def test_torch_func_transforms_take_the_plain_path(monkeypatch):
+    """torch.func.grad through a block: the oneDNN kernel is not called inside the
+    transform (its autograd function has no functorch rules), and the gradients are
+    autograd's."""
+    torch.manual_seed(0)
+    block = TransformerBlock(8, WindowAttention(8, 2, window_size=3), mlp_ratio=3,
+                             with_cpe=True)
+    x = torch.randn(2, 6, 9, 8)
+    params = dict(block.named_parameters())
+    expected = torch.autograd.grad(block(x).sum(), list(params.values()))
+    monkeypatch.setattr(fused, '_onednn_linear', None)  # fails if called
+
+    def loss(params):
+        return torch.func.functional_call(block, params, (x, )).sum()
+
+    grads = torch.func.grad(loss)({name: p.detach() for name, p in params.items()})
+    for name, grad in zip(params, expected):
+        torch.testing.assert_close(grads[name], grad, msg=name)
+
+
 def test_fused_linear_refuses_gelu_and_residual_together():
     with pytest.raises(ValueError, match='not both'):
         fused_linear(torch.rand(2, 4), torch.rand(4, 4), gelu=True, residual=torch.rand(2, 4))
