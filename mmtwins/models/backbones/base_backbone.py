@@ -261,5 +261,5 @@ def check_rates(**rates: float) -> None:
         ValueError: drop_path_rate=1.5 must be in [0, 1)
     """
     for name, value in rates.items():
-        if not 0 <= value < 1:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
             raise ValueError(f'{name}={value!r} must be in [0, 1)')

@@ -200,9 +200,11 @@ class TwinsPCPVT(PyramidBackbone):
                          norm_eval, with_cp, init_cfg)
         if isinstance(norm_after_stage, bool):
             norm_after_stage = (norm_after_stage, ) * self.num_stages
-        if len(norm_after_stage) != self.num_stages:
-            raise ValueError(f'norm_after_stage={norm_after_stage!r} needs one '
-                             f'bool per stage ({self.num_stages})')
+        if not isinstance(norm_after_stage, Sequence) or len(
+                norm_after_stage) != self.num_stages or not all(
+                    isinstance(value, bool) for value in norm_after_stage):
+            raise ValueError(f'norm_after_stage={norm_after_stage!r} must be a bool or '
+                             f'one bool per stage ({self.num_stages})')
         check_rates(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                     drop_path_rate=drop_path_rate)
         settings = self.arch_settings

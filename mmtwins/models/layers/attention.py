@@ -168,8 +168,8 @@ class WindowAttention(MultiheadAttention):
                  window_padding: str = 'mask',
                  **kwargs) -> None:
         super().__init__(embed_dims, num_heads, **kwargs)
-        if window_size < 1:
-            raise ValueError(f'window_size={window_size!r} must be positive')
+        if not isinstance(window_size, int) or isinstance(window_size, bool) or window_size < 1:
+            raise ValueError(f'window_size={window_size!r} must be a positive int')
         if window_padding not in WINDOW_PADDINGS:
             raise ValueError(f'window_padding={window_padding!r} is not one of '
                              f'{WINDOW_PADDINGS}')

@@ -22,6 +22,9 @@ class Mlp(nn.Module):
 
     def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.) -> None:
         super().__init__()
+        if hidden_dims < 1:
+            raise ValueError(f'an MLP of {embed_dims} channels needs at least one hidden '
+                             f'channel, got hidden_dims={hidden_dims!r} (check mlp_ratio)')
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)

@@ -234,7 +234,10 @@ def test_official_init():
     (dict(out_indices=()), 'non-empty sequence of ints'),
     (dict(frozen_stages=-2), 'frozen_stages=-2 must be an int in [-1, 4]'),
     (dict(attn_drop_rate=-0.1), 'attn_drop_rate=-0.1 must be in [0, 1)'),
-    (dict(window_size=0), 'window_size=0 must be positive'),
+    (dict(window_size=0), 'window_size=0 must be a positive int'),
+    (dict(window_size=True), 'window_size=True must be a positive int'),
+    (dict(mlp_ratio=0), 'needs at least one hidden channel, got hidden_dims=0'),
+    (dict(mlp_ratio=-1), 'needs at least one hidden channel, got hidden_dims=-'),
     (dict(window_padding='none'), "window_padding='none' is not one of"),
 ])
 def test_bad_arguments(options, message):
