@@ -150,7 +150,7 @@ class _FusedLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad: Tensor):
-        x, weight, bias, *pre_activation = ctx.saved_tensors
+        x, weight, bias, *saved_pre_activation = ctx.saved_tensors
         needs_x, needs_weight, needs_bias, _, needs_residual = ctx.needs_input_grad
         # Grad mode is on here only under create_graph=True, which records this backward:
         # then only operators with derivatives, and the pre-activation recomputed from the
@@ -158,7 +158,7 @@ class _FusedLinear(torch.autograd.Function):
         recorded = torch.is_grad_enabled()
         grad_residual = grad if needs_residual else None
         if ctx.gelu:
-            pre_activation = F.linear(x, weight, bias) if recorded else pre_activation[0]
+            pre_activation = F.linear(x, weight, bias) if recorded else saved_pre_activation[0]
             grad = torch.ops.aten.gelu_backward(grad, pre_activation)
         grad = grad.reshape(-1, grad.shape[-1])
         grad_x = None
