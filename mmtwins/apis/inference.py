@@ -22,24 +22,41 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 OutFiles = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], None]
 
 
-def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> List[dict]:
-    from mmpretrain.apis import ImageClassificationInferencer
-    return ImageClassificationInferencer(model)(images, **kwargs)
-
-
-def _mmseg_config(config: Config, image: ImageInput) -> Config:
-    """A copy of ``config`` for mmseg's ``inference_model``, which edits it in place.
-
-    Its ``test_pipeline`` is the test dataloader's (else the config's own, as mmseg reads
-    it), reading ``image`` from a file or an array.
-    """
-    config = copy.deepcopy(config)
+def _test_pipeline(config: Config) -> list:
+    """The test dataloader's pipeline, else the config's ``test_pipeline`` (as mmseg reads
+    it); a ``ValueError`` naming the config if it has neither."""
     pipeline = config.get('test_dataloader', {}).get('dataset', {}).get('pipeline') \
         or config.get('test_pipeline')
     if not pipeline:
         raise ValueError(f'{config.filename or "the config"} has no test pipeline '
                          f'(test_dataloader.dataset.pipeline or test_pipeline) to read '
                          f'images with')
+    return copy.deepcopy(pipeline)
+
+
+def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> List[dict]:
+    from mmpretrain.apis import ImageClassificationInferencer
+
+    class Inferencer(ImageClassificationInferencer):
+        """mmpretrain's, reading the pipeline as the other tasks do (its own reads
+        ``test_dataloader`` only, and fails with an ``AttributeError`` without one)."""
+
+        def _init_pipeline(self, cfg: Config) -> Callable:
+            pipeline = _test_pipeline(cfg)
+            return super()._init_pipeline(
+                Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline)))))
+
+    return Inferencer(model)(images, **kwargs)
+
+
+def _mmseg_config(config: Config, image: ImageInput) -> Config:
+    """A copy of ``config`` for mmseg's ``inference_model``, which edits it in place.
+
+    Its ``test_pipeline`` is :func:`_test_pipeline`'s, reading ``image`` from a file or
+    an array.
+    """
+    pipeline = _test_pipeline(config)
+    config = copy.deepcopy(config)
     config.test_pipeline = pipeline
     if isinstance(image, np.ndarray):
         config.test_pipeline[0] = dict(type='LoadImageFromNDArray')

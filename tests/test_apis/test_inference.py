@@ -8,6 +8,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmtwins import inference_model
 from mmtwins.apis import get_model
@@ -38,6 +39,28 @@ def test_file_array_and_list_give_mmpretrain_results(tiny_davit):
     assert isinstance(results, list) and len(results) == 2
     np.testing.assert_allclose(results[0]['pred_scores'], from_file['pred_scores'], atol=1e-6)
     assert not np.allclose(results[1]['pred_scores'], from_file['pred_scores'])
+
+
+def test_a_config_with_only_a_test_pipeline_reads_images_with_it(tiny_davit, tmp_path):
+    """As segmentation does (and mmseg's inference_model); mmpretrain's inferencer failed
+    with an AttributeError on test_dataloader. Neither is a ValueError naming the config."""
+    expected = inference_model(tiny_davit, DEMO_IMAGE)['pred_scores']
+    config = tiny_davit._config
+    settings = config.to_dict()
+    settings['test_pipeline'] = settings.pop('test_dataloader')['dataset']['pipeline']
+    (tmp_path / 'only_test_pipeline.py').touch()
+    (tmp_path / 'no_pipeline.py').touch()
+    try:
+        tiny_davit._config = Config(settings, filename=tmp_path / 'only_test_pipeline.py')
+        np.testing.assert_allclose(inference_model(tiny_davit, DEMO_IMAGE)['pred_scores'],
+                                   expected, atol=1e-6)
+        del settings['test_pipeline']
+        tiny_davit._config = Config(settings, filename=tmp_path / 'no_pipeline.py')
+        with pytest.raises(ValueError, match=r"no_pipeline.py has no test pipeline "
+                           r"\(test_dataloader.dataset.pipeline or test_pipeline\)"):
+            inference_model(tiny_davit, DEMO_IMAGE)
+    finally:
+        tiny_davit._config = config
 
 
 def test_bad_images_are_named(tiny_davit):
