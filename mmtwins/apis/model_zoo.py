@@ -220,6 +220,22 @@ def task_of(model: Union[str, Path, Config]) -> str:
     return TASKS[scope]
 
 
+def _explain_scope_error(model: Union[str, Path, Config], config: Config,
+                         error: KeyError) -> None:
+    """Raises a ``ValueError`` for a type the registry of the config's ``mmtwins`` scope
+    lacks (mmengine's ``KeyError`` names the registry, not the fix); else returns."""
+    if config.get('default_scope') != 'mmtwins' or 'mmtwins::' not in str(error):
+        return
+    task_of(config)  # the unprefixed model type: its own message
+    model_cfg = config.model
+    if '_scope_' not in model_cfg:
+        library = model_cfg.type.split('.')[0]
+        raise ValueError(
+            f'{_describe(model)}: {error.args[0].split(". ")[0]}: {model_cfg.type} builds '
+            f'its nested parts (data preprocessor, losses) with unprefixed names of its '
+            f'library; add _scope_={library!r} to the model dict') from error
+
+
 def _describe(model: Union[str, Path, Config]) -> str:
     """``model`` for a message: a name or path as given, a Config by its file."""
     if isinstance(model, Config):
@@ -344,7 +360,11 @@ def get_model(model: Union[str, Path, Config],
     if model_overrides:
         config.merge_from_dict({'model': model_overrides})
     with DefaultScope.overwrite_default_scope(config.get('default_scope')):
-        network = MODELS.build(config.model)
+        try:
+            network = MODELS.build(config.model)
+        except KeyError as error:
+            _explain_scope_error(model, config, error)
+            raise
     checkpoint_meta = _load_pretrained(network, str(pretrained)) if pretrained else {}
     network._config = config
     network._metainfo = info

@@ -87,6 +87,24 @@ def test_task_of_an_mmtwins_scoped_config_is_its_models_scope():
     assert task_of(config) == 'segmentation'
 
 
+def test_get_model_explains_an_mmtwins_scoped_config_it_cannot_build():
+    """docs/get_started.md: in an ``mmtwins``-scoped config an unprefixed model type, or a
+    prefixed one without ``_scope_``, is a ValueError saying what to add (mmengine's
+    KeyError named only the registry before)."""
+    config = Config.fromfile(QUICKSTART)
+    config.default_scope = 'mmtwins'
+    with pytest.raises(ValueError, match=r"its model \(type='ImageClassifier'\) resolves in "
+                       r"scope 'mmtwins'; prefix the type"):
+        get_model(config)
+    config.model.type = 'mmpretrain.ImageClassifier'
+    with pytest.raises(ValueError, match=r"digits.py': ClsDataPreprocessor is not in the "
+                       r"mmtwins::model registry: mmpretrain.ImageClassifier builds its "
+                       r"nested parts .* add _scope_='mmpretrain' to the model dict$"):
+        get_model(config)
+    config.model._scope_ = 'mmpretrain'
+    assert get_model(config).__class__.__name__ == 'ImageClassifier'
+
+
 @pytest.mark.parametrize('alias, name', [
     ('twins-pcpvt-small_3rdparty_8xb128_in1k', 'pcpvt-s_8xb128_in1k'),
     ('twins-svt-base_8xb128_3rdparty_in1k', 'svt-b_8xb128_in1k'),
