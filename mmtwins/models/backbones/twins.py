@@ -8,6 +8,7 @@ encoding (PEG) after the first block, and optionally a LayerNorm. PCPVT blocks a
 use global sub-sampled attention (GSA); SVT blocks alternate locally-grouped window
 attention (LSA, even indices) and GSA (odd indices).
 """
+import inspect
 import math
 from typing import List, Optional, Sequence, Union
 
@@ -312,6 +313,9 @@ class TwinsSVT(TwinsPCPVT):
                  window_size: int = 7,
                  window_padding: str = 'mask',
                  **kwargs) -> None:
+        unknown = kwargs.keys() - inspect.signature(TwinsPCPVT.__init__).parameters.keys()
+        if unknown:  # else Python's TypeError names TwinsPCPVT.__init__
+            raise TypeError(f'TwinsSVT got unexpected keyword arguments {sorted(unknown)}')
         # Set before the trunk is built, which reads them (block_attention).
         self.window_size = window_size
         self.window_padding = window_padding

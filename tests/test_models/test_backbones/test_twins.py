@@ -312,3 +312,10 @@ def test_bad_arguments(options, message):
 def test_pcpvt_has_no_window_options(option):
     with pytest.raises(TypeError, match=next(iter(option))):
         build_backbone(type='TwinsPCPVT', arch=TINY_PCPVT, **option)
+
+
+def test_svt_names_itself_for_an_unknown_argument():
+    # Python's own TypeError named TwinsPCPVT.__init__, the class SVT passes kwargs to.
+    with pytest.raises(TypeError, match=r"^TwinsSVT got unexpected keyword arguments "
+                       r"\['window_sise'\]$"):
+        build_backbone(type='TwinsSVT', arch=TINY_SVT, window_sise=4)
