@@ -5,7 +5,7 @@ import os.path as osp
 import pickle
 import re
 import urllib.error
-from typing import Any, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 import torch
 from mmengine.logging import print_log
@@ -305,10 +305,13 @@ def refuse_another_architecture(model: nn.Module, state_dict: Mapping[str, Tenso
     """
     mismatches = fit_mismatches(model, state_dict)
     if mismatches:
+        backbone = getattr(model, 'backbone', None)
+        described = type(model).__name__ if backbone is None else \
+            f'{type(model).__name__} with a {type(backbone).__name__} backbone'
         raise CheckpointError(
             f'{source} holds the weights of another architecture than the config\'s '
-            f'{type(model).__name__}: {len(mismatches)} backbone tensors do not fit:\n  '
-            + '\n  '.join(mismatches))
+            f'{described}: {len(mismatches)} backbone tensors do not fit:'
+            + _listing(mismatches))
 
 
 def refuse_incomplete(model: nn.Module, state_dict: Mapping[str, Tensor], source: str,
@@ -327,7 +330,23 @@ def refuse_incomplete(model: nn.Module, state_dict: Mapping[str, Tensor], source
         raise CheckpointError(
             f'{source} cannot be {purpose} with the config\'s {type(model).__name__}: '
             f'{len(mismatches)} of its tensors would keep their random initialisation:'
-            f'\n  ' + '\n  '.join(mismatches))
+            + _listing(mismatches))
+
+
+def _listing(mismatches: List[str], shown: int = 10) -> str:
+    """:func:`fit_mismatches` lines for a message: ``shown`` of each kind (another shape,
+    not in the model, not in the checkpoint), then how many more."""
+    kinds: Dict[str, List[str]] = {}
+    for line in mismatches:
+        kind = line.split(': ', 1)[1]
+        kinds.setdefault('of other shapes' if kind.startswith('checkpoint (') else kind,
+                         []).append(line)
+    lines = []
+    for kind, group in kinds.items():
+        lines += group[:shown]
+        if len(group) > shown:
+            lines.append(f'... and {len(group) - shown} more {kind}')
+    return '\n  ' + '\n  '.join(lines)
 
 
 def load_into(module: nn.Module,

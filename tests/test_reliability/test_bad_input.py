@@ -152,10 +152,15 @@ def test_test_tool_refuses_another_architecture_listing_the_keys(colour_dataset,
     listed = exit_message('test', str(config), str(davit_checkpoint),
                           '--work-dir', str(tmp_path / 'work'))
     assert listed.startswith(f'error: {davit_checkpoint} holds the weights of another '
-                             f'architecture')
+                             f'architecture than the config\'s ImageClassifier with a '
+                             f'TwinsSVT backbone: 283 backbone tensors do not fit:')
     assert ('backbone.stages.0.patch_embed.proj.weight: checkpoint (16, 3, 7, 7), '
             'model (16, 3, 4, 4)') in listed
-    assert 'backbone.stages.0.blocks.0.spatial.attn.qkv.weight: not in the model' in listed
+    assert 'backbone.stages.0.blocks.0.channel.attn.qkv.weight: not in the model' in listed
+    # Ten lines of each kind, not all 283.
+    assert '\n  ... and 150 more not in the model\n' in listed
+    assert listed.endswith('\n  ... and 106 more not in the checkpoint')
+    assert len(listed.splitlines()) == 1 + 7 + 11 + 11
 
 
 
