@@ -18,6 +18,7 @@ from mmtwins.engine import Runner
 from mmtwins.utils import (ConfigError, DatasetNotFoundError, add_runner_arguments,
                            apply_runner_arguments, check_data_paths, load_config,
                            release_process_group)
+from mmtwins.utils.atomic_files import check_can_create
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -36,13 +37,31 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='also dump the predictions to this pickle file')
+    parser.add_argument('--out', type=pickle_file,
+                        help='also dump the predictions to this pickle file (.pkl)')
     parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation: the config\'s tta_pipeline (segmentation: several '
         'scales, each also flipped) with its tta_model merging the predictions')
     add_runner_arguments(parser)
     return parser.parse_args(argv)
+
+
+def pickle_file(path: str) -> str:
+    """``path`` for ``--out``, checked before the test runs: MMEngine's ``DumpResults``
+    writes only ``.pkl`` or ``.pickle`` files, and only once every batch has run.
+
+    Example:
+        >>> pickle_file('work_dirs/results.pkl')
+        'work_dirs/results.pkl'
+    """
+    if not path.endswith(('.pkl', '.pickle')):
+        raise argparse.ArgumentTypeError(f'{path!r} is no pickle file name; use a .pkl '
+                                         f'extension')
+    try:
+        return check_can_create(path)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def use_test_time_augmentation(cfg: Config) -> Config:
@@ -61,7 +80,8 @@ def use_test_time_augmentation(cfg: Config) -> Config:
     """
     missing = [key for key in ('tta_pipeline', 'tta_model') if key not in cfg]
     if missing:
-        raise ConfigError(f'--tta needs {" and ".join(missing)} in the config')
+        raise ConfigError(f'--tta needs {" and ".join(missing)} in the config '
+                          f'{cfg.filename}; the segmentation configs have them')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model

@@ -16,6 +16,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmtwins.utils.atomic_files import check_can_create
 from .model_zoo import get_model, task_of
 
 ImageInput = Union[str, os.PathLike, np.ndarray]
@@ -130,16 +131,7 @@ def check_image_file(path: str) -> str:
     if not cv2.haveImageWriter(path):
         raise ValueError(f'cannot write an image to {path!r}; use an image extension such '
                          f'as .png or .jpg')
-    existing = osp.dirname(osp.abspath(path))
-    while not osp.exists(existing):
-        existing = osp.dirname(existing)
-    if not osp.isdir(existing):
-        raise ValueError(f'cannot write an image to {path!r}: {existing!r} is a file, not '
-                         f'a folder')
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f'cannot write an image to {path!r}: no permission to write in '
-                         f'{existing!r}')
-    return path
+    return check_can_create(path)
 
 
 def _detection_result(sample, class_names: Sequence[str]) -> dict:

@@ -123,3 +123,34 @@ def write_text_atomically(path: str, text: str) -> None:
     """
     with atomic_destination(path) as temporary, open(temporary, 'w') as file:
         file.write(text)
+
+
+def check_can_create(path: str) -> str:
+    """``path`` if a file can be written there: the nearest existing folder above it is a
+    folder this process may write in (the folders between are created when it is written).
+
+    For outputs written after a long computation (predictions, drawn images), checked
+    before it starts.
+
+    Args:
+        path: The file to be written.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If that nearest existing path is a file, or a folder without write
+            permission.
+
+    Example:
+        >>> check_can_create('work_dirs/new/results.pkl')
+        'work_dirs/new/results.pkl'
+    """
+    existing = osp.dirname(osp.abspath(path))
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise ValueError(f'cannot write {path!r}: {existing!r} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f'cannot write {path!r}: no permission to write in {existing!r}')
+    return path

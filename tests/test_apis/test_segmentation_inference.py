@@ -128,8 +128,8 @@ def test_out_file_folder_is_checked_before_inference(segmentor, image, tmp_path,
     monkeypatch.setattr(mmseg.apis, 'inference_model', None)  # fails if called
     monkeypatch.setattr(os, 'access', lambda path, mode: path != str(tmp_path / 'locked'))
     (tmp_path / 'locked').mkdir()
-    with pytest.raises(ValueError, match=r"out_file: cannot write an image to "
-                       r"'.*locked/new/b.png': no permission to write in '.*locked'$"):
+    with pytest.raises(ValueError, match=r"out_file: cannot write '.*locked/new/b.png': no "
+                       r"permission to write in '.*locked'$"):
         inference_model(segmentor, [image, image],
                         out_file=[str(tmp_path / 'a.png'), tmp_path / 'locked/new/b.png'])
     monkeypatch.undo()

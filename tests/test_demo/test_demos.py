@@ -96,7 +96,7 @@ def test_out_file_folder_is_checked_before_the_model_is_built(demo, task, capsys
     (tmp_path / 'notes').write_text('')
     out_path = str(tmp_path / 'notes' / 'drawn' / 'result.png')
     assert exit_message(demo(task), DEMO_IMAGE, MODELS[task], '--out-file', out_path) == 2
-    assert (f"error: argument --out-file: cannot write an image to {out_path!r}: "
+    assert (f"error: argument --out-file: cannot write {out_path!r}: "
             f"{str(tmp_path / 'notes')!r} is a file, not a folder") in capsys.readouterr().err
 
 

@@ -240,6 +240,19 @@ def test_tools_name_an_unreadable_checkpoint(colour_dataset, tmp_path):
                         '--work-dir', str(tmp_path / 'train')).startswith(expected)
 
 
+@pytest.mark.parametrize('out, message', [
+    ('results.json', "'{tmp}/results.json' is no pickle file name; use a .pkl extension"),
+    ('notes/results.pkl', "cannot write '{tmp}/notes/results.pkl': '{tmp}/notes' is a file"),
+])
+def test_test_tool_checks_out_before_testing(tmp_path, capsys, out, message):
+    # MMEngine's DumpResults refused the name, or failed to write, after the whole test.
+    (tmp_path / 'notes').write_text('')
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('test').main(['config.py', 'weights.pth', '--out', str(tmp_path / out)])
+    assert exit_info.value.code == 2  # argparse's, before the config is read
+    assert f'argument --out: {message.format(tmp=tmp_path)}' in capsys.readouterr().err
+
+
 def test_amp_without_a_gpu_is_refused_before_training(colour_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     config = write_tiny_config(tmp_path, colour_dataset)

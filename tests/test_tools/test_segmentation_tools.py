@@ -147,4 +147,6 @@ def test_tta_needs_a_tta_pipeline(tmp_path):
                          'weights.pth', '--tta', cwd=tmp_path)
     assert result.returncode == 1
     assert 'Traceback' not in result.stderr
-    assert '--tta needs tta_pipeline and tta_model in the config' in result.stderr
+    assert (f"--tta needs tta_pipeline and tta_model in the config "
+            f"{REPO_ROOT / 'configs/twins/svt-s_8xb128_in1k.py'}; the segmentation configs "
+            f"have them") in result.stderr
