@@ -6,13 +6,10 @@ Example:
 """
 import argparse
 import sys
-from typing import List, Optional, Sequence, Tuple
-
-import cv2
-import mmcv
-import numpy as np
+from typing import Optional, Sequence
 
 from mmtwins.apis import inference_model
+from mmtwins.apis.inference import draw_classes, top_classes
 
 # A sibling module: Python puts the folder of a script it runs first on sys.path.
 from demo_utils import add_model_arguments, build_model, image_file, positive_int
@@ -42,29 +39,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def top_predictions(scores: np.ndarray, classes: Optional[Sequence[str]],
-                    topk: int) -> List[Tuple[str, float]]:
-    """The ``topk`` best ``(class name or label, score)`` pairs, best first."""
-    labels = np.argsort(-scores)[:topk]
-    return [(classes[label] if classes else str(label), float(scores[label]))
-            for label in labels]
-
-
-def draw_predictions(image_path: str, predictions: List[Tuple[str, float]],
-                     out_file: str) -> None:
-    """Writes the image with one ``score class`` line per prediction in its top-left corner."""
-    image = mmcv.imread(image_path)
-    scale = max(image.shape[:2]) / 600
-    for row, (name, score) in enumerate(predictions):
-        origin = (int(10 * scale), int((30 + 30 * row) * scale))
-        text = f'{score:.3f} {name}'
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0),
-                    int(4 * scale) + 1)
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale,
-                    (255, 255, 255), int(2 * scale) + 1)
-    mmcv.imwrite(image, out_file)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Classifies the image; prints the top classes, best first, and draws them
     with ``--out-file``.
@@ -83,12 +57,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         result = inference_model(model, args.image)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
-    predictions = top_predictions(result['pred_scores'], model._dataset_meta.get('classes'),
-                                  args.topk)
+    predictions = top_classes(result['pred_scores'], model._dataset_meta.get('classes'),
+                              args.topk)
     for rank, (name, score) in enumerate(predictions, 1):
         print(f'{rank}. {name}: {score:.4f}')
     if args.out_file:
-        draw_predictions(args.image, predictions, args.out_file)
+        draw_classes(args.image, predictions, args.out_file)
         print(f'saved {args.out_file}')
 
 

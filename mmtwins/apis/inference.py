@@ -7,7 +7,7 @@ through mmdet's ``inference_detector``.
 import copy
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import mmcv
@@ -35,7 +35,50 @@ def _test_pipeline(config: Config) -> list:
     return copy.deepcopy(pipeline)
 
 
-def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> List[dict]:
+def top_classes(scores: np.ndarray, classes: Optional[Sequence[str]],
+                topk: int = 5) -> List[Tuple[str, float]]:
+    """The ``topk`` best ``(class name, score)`` pairs, best first; labels as names when
+    ``classes`` is empty.
+
+    Example:
+        >>> top_classes(np.array([.1, .7, .2]), ['cat', 'dog', 'fox'], topk=2)
+        [('dog', 0.7), ('fox', 0.2)]
+    """
+    labels = np.argsort(-scores, kind='stable')[:topk]
+    return [(classes[label] if classes else str(label), float(scores[label]))
+            for label in labels]
+
+
+def draw_classes(image: ImageInput, predictions: Sequence[Tuple[str, float]],
+                 out_file: str) -> None:
+    """Writes ``image`` with one ``score class`` line per prediction in its top-left corner.
+
+    Args:
+        image: A file path or a BGR array (not changed).
+        predictions: ``(class name, score)`` pairs, as :func:`top_classes` gives.
+        out_file: The image file to write.
+
+    Example:
+        >>> draw_classes('demo/grace_hopper.jpg', [('military uniform', 0.9)],
+        ...              'drawn.jpg')  # doctest: +SKIP
+    """
+    image = mmcv.imread(image).copy()
+    scale = max(image.shape[:2]) / 600
+    for row, (name, score) in enumerate(predictions):
+        origin = (int(10 * scale), int((30 + 30 * row) * scale))
+        text = f'{score:.3f} {name}'
+        # White text on a black outline, legible on any image.
+        for colour, thickness in (((0, 0, 0), 4), ((255, 255, 255), 2)):
+            cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour,
+                        int(thickness * scale) + 1)
+    mmcv.imwrite(image, out_file)
+
+
+def _classify(model: torch.nn.Module,
+              images: List[ImageInput],
+              out_file: OutFiles = None,
+              **kwargs) -> list:
+    """mmpretrain's results for each image; optional images with their best classes."""
     from mmpretrain.apis import ImageClassificationInferencer
 
     class Inferencer(ImageClassificationInferencer):
@@ -47,7 +90,15 @@ def _classify(model: torch.nn.Module, images: List[ImageInput], **kwargs) -> Lis
             return super()._init_pipeline(
                 Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline)))))
 
-    return Inferencer(model)(images, **kwargs)
+    out_files = _out_files(out_file, images)
+    results = Inferencer(model)(images, **kwargs)
+    classes = model._dataset_meta.get('classes')
+    for image, result, path in zip(images, results, out_files):
+        if path is not None:
+            scores = result['pred_scores'] if isinstance(result, dict) else \
+                result.pred_score.cpu().numpy()  # return_datasamples=True
+            draw_classes(image, top_classes(scores, classes), path)
+    return results
 
 
 def _mmseg_config(config: Config, image: ImageInput) -> Config:
@@ -268,7 +319,9 @@ def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
             ``ImageClassificationInferencer``, e.g. ``batch_size`` (1), ``show_dir`` (a
             folder to save each image to with its prediction drawn on it) or
             ``return_datasamples=True`` (mmpretrain ``DataSample`` objects, not dicts); it
-            takes no ``topk``: the best classes are the largest ``pred_scores``.
+            takes no ``topk``: the best classes are the largest ``pred_scores``
+            (:func:`top_classes`). And ``out_file`` (a path for one image, a list of paths
+            for a list: the image with its five best classes and their scores).
             Segmentation: ``return_logits`` (default ``False``), ``out_file`` (a path for
             one image, a list of paths for a list: the image with the label map painted
             over it in the dataset's palette) and ``opacity`` of that overlay (0.5).
@@ -290,8 +343,9 @@ def inference_model(model: Union[torch.nn.Module, str, os.PathLike],
         FileNotFoundError: for an image path to no file.
         ValueError: for an image path to a folder or to a file that does not decode
             (empty, truncated, not an image), an image array of another shape (an alpha
-            channel) or type than ``uint8``, an ``out_file`` cv2 cannot write (no image
-            extension) or a config whose task :func:`~mmtwins.apis.task_of` cannot tell.
+            channel) or type than ``uint8``, an ``out_file`` that cannot be written (no
+            image extension, no writable folder), a config without a test pipeline or
+            whose task :func:`~mmtwins.apis.task_of` cannot tell.
 
     Example:
         With weight files of yours (so the doctest skips it):

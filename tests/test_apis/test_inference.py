@@ -12,6 +12,7 @@ from mmengine.config import Config
 
 from mmtwins import inference_model
 from mmtwins.apis import get_model
+from mmtwins.apis.inference import draw_classes, top_classes
 from tests.helpers import REPO_ROOT, TINY_DAVIT
 
 DEMO_IMAGE = str(REPO_ROOT / 'demo/grace_hopper.jpg')
@@ -39,6 +40,28 @@ def test_file_array_and_list_give_mmpretrain_results(tiny_davit):
     assert isinstance(results, list) and len(results) == 2
     np.testing.assert_allclose(results[0]['pred_scores'], from_file['pred_scores'], atol=1e-6)
     assert not np.allclose(results[1]['pred_scores'], from_file['pred_scores'])
+
+
+def test_out_file_draws_the_best_classes(tiny_davit, tmp_path):
+    """As for segmentation and detection (mmpretrain's inferencer refused out_file); the
+    picture is the demo's, and an unwritable name is refused before inference."""
+    image = mmcv.imread(DEMO_IMAGE)
+    out_files = [tmp_path / 'file.png', tmp_path / 'array.png']
+    results = inference_model(tiny_davit, [DEMO_IMAGE, image], out_file=out_files)
+    assert np.array_equal(image, mmcv.imread(DEMO_IMAGE))  # the caller's array unchanged
+    best = top_classes(results[0]['pred_scores'], tiny_davit._dataset_meta['classes'])
+    assert [name for name, _ in best][0] == results[0]['pred_class'] and len(best) == 5
+    draw_classes(DEMO_IMAGE, best, str(tmp_path / 'expected.png'))
+    expected = mmcv.imread(tmp_path / 'expected.png')
+    assert not np.array_equal(expected, image)
+    for path in out_files:
+        np.testing.assert_array_equal(mmcv.imread(path), expected)
+    samples = inference_model(tiny_davit, DEMO_IMAGE, out_file=tmp_path / 'sample.png',
+                              return_datasamples=True)
+    np.testing.assert_array_equal(mmcv.imread(tmp_path / 'sample.png'), expected)
+    assert samples.pred_label.item() == results[0]['pred_label']
+    with pytest.raises(ValueError, match=r"out_file: cannot write an image to '.*scores'; "):
+        inference_model(tiny_davit, DEMO_IMAGE, out_file=tmp_path / 'scores')
 
 
 def test_a_config_with_only_a_test_pipeline_reads_images_with_it(tiny_davit, tmp_path):
