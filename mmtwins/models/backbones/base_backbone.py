@@ -187,11 +187,14 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_stage_values(key: str, values) -> None:
     """Raises a ``ValueError`` unless ``values`` is a sequence of positive ints (any
     positive numbers for the ``*ratios`` of MLPs)."""
-    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)) \
-        if key.startswith('mlp_ratio') else _is_int
+    number = _is_number if key.startswith('mlp_ratio') else _is_int
     if not isinstance(values, Sequence) or not all(number(v) and v > 0 for v in values):
         kind = 'positive numbers' if key.startswith('mlp_ratio') else 'positive ints'
         raise ValueError(f'arch {key}={values!r} must be a sequence of {kind}, one per stage')
@@ -261,5 +264,5 @@ def check_rates(**rates: float) -> None:
         ValueError: drop_path_rate=1.5 must be in [0, 1)
     """
     for name, value in rates.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        if not _is_number(value) or not 0 <= value < 1:
             raise ValueError(f'{name}={value!r} must be in [0, 1)')

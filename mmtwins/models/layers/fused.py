@@ -142,11 +142,8 @@ class _FusedLinear(torch.autograd.Function):
             ctx.save_for_backward(x, weight, bias)
             return _onednn_linear(x, weight, bias, residual=residual)
         out = _onednn_linear(x, weight, bias)
-        if not gelu:
-            ctx.save_for_backward(x, weight, bias)
-            return out
-        ctx.save_for_backward(x, weight, bias, out)
-        return F.gelu(out)
+        ctx.save_for_backward(x, weight, bias, *([out] if gelu else []))
+        return F.gelu(out) if gelu else out
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad: Tensor):
